@@ -1,0 +1,1 @@
+"""Storage: portable types, models, the unit of work and repositories."""

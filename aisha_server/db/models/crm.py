@@ -1,0 +1,186 @@
+"""The relationship records operators live in.  Columns follow the guide's SQL (9.6, 3.3, 4.3).
+
+Every record carries owner/assignee/department for data scope, a `metadata` JSON document,
+`custom_fields` values, and the sync columns of `Versioned`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from aisha_server.db.base import Base, Versioned, pk
+
+
+class Record(Versioned):
+    """Columns shared by every CRM record."""
+
+    id: Mapped[uuid.UUID] = pk()
+
+    @declared_attr
+    @classmethod
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+
+    @declared_attr
+    @classmethod
+    def owner_id(cls) -> Mapped[uuid.UUID | None]:
+        return mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+    @declared_attr
+    @classmethod
+    def assigned_to(cls) -> Mapped[uuid.UUID | None]:
+        return mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+    department: Mapped[str | None] = mapped_column(String(100), default=None)
+    status: Mapped[str | None] = mapped_column(String(50), default=None)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", default=dict, server_default=text("'{}'")
+    )
+
+
+def _scope_indexes(table: str) -> tuple[Index, ...]:
+    return (
+        Index(f"ix_{table}_tenant_updated", "tenant_id", "updated_at"),
+        Index(f"ix_{table}_tenant_owner", "tenant_id", "owner_id"),
+        Index(f"ix_{table}_tenant_assigned", "tenant_id", "assigned_to"),
+        Index(f"ix_{table}_tenant_department", "tenant_id", "department"),
+    )
+
+
+class Account(Record, Base):
+    __tablename__ = "accounts"
+    __table_args__ = (*_scope_indexes("accounts"), Index(None, "tenant_id", "name"))
+
+    name: Mapped[str] = mapped_column(String(300))
+    type: Mapped[str | None] = mapped_column(String(50), default=None)
+    industry: Mapped[str | None] = mapped_column(String(100), default=None)
+    website: Mapped[str | None] = mapped_column(String(500), default=None)
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    phone: Mapped[str | None] = mapped_column(String(50), default=None)
+    annual_revenue: Mapped[Decimal | None] = mapped_column(default=None)
+    employee_count: Mapped[int | None] = mapped_column(default=None)
+    address_1: Mapped[str | None] = mapped_column(String(300), default=None)
+    address_2: Mapped[str | None] = mapped_column(String(300), default=None)
+    city: Mapped[str | None] = mapped_column(String(100), default=None)
+    state: Mapped[str | None] = mapped_column(String(100), default=None)
+    zip: Mapped[str | None] = mapped_column(String(20), default=None)
+    country: Mapped[str | None] = mapped_column(String(100), default=None)
+    description: Mapped[str | None] = mapped_column(default=None)
+    tags: Mapped[list[str]] = mapped_column(default=list, server_default=text("'[]'"))
+
+
+class Contact(Record, Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        *_scope_indexes("contacts"),
+        Index(None, "tenant_id", "email"),
+        Index(None, "tenant_id", "account_id"),
+        Index(None, "tenant_id", "last_name", "first_name"),
+    )
+
+    first_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    last_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    phone: Mapped[str | None] = mapped_column(String(50), default=None)
+    mobile: Mapped[str | None] = mapped_column(String(50), default=None)
+    title: Mapped[str | None] = mapped_column(String(200), default=None)
+    company: Mapped[str | None] = mapped_column(String(300), default=None)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    lead_source: Mapped[str | None] = mapped_column(String(100), default=None)
+    description: Mapped[str | None] = mapped_column(default=None)
+    tags: Mapped[list[str]] = mapped_column(default=list, server_default=text("'[]'"))
+
+
+class Lead(Record, Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        *_scope_indexes("leads"),
+        Index(None, "tenant_id", "email"),
+        Index(None, "tenant_id", "status", "updated_at"),
+    )
+
+    first_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    last_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    phone: Mapped[str | None] = mapped_column(String(50), default=None)
+    company: Mapped[str | None] = mapped_column(String(300), default=None)
+    title: Mapped[str | None] = mapped_column(String(200), default=None)
+    source: Mapped[str | None] = mapped_column(String(100), default=None)
+    value: Mapped[Decimal | None] = mapped_column(default=None)
+    score: Mapped[int | None] = mapped_column(default=None)
+    description: Mapped[str | None] = mapped_column(default=None)
+    converted_at: Mapped[datetime | None] = mapped_column(default=None)
+    converted_contact_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), default=None
+    )
+    converted_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    tags: Mapped[list[str]] = mapped_column(default=list, server_default=text("'[]'"))
+
+
+class Opportunity(Record, Base):
+    __tablename__ = "opportunities"
+    __table_args__ = (
+        *_scope_indexes("opportunities"),
+        Index(None, "tenant_id", "stage", "updated_at"),
+        Index(None, "tenant_id", "close_date"),
+        Index(None, "tenant_id", "account_id"),
+    )
+
+    name: Mapped[str] = mapped_column(String(300))
+    stage: Mapped[str | None] = mapped_column(String(50), default=None)
+    amount: Mapped[Decimal | None] = mapped_column(default=None)
+    probability: Mapped[int | None] = mapped_column(default=None)
+    close_date: Mapped[date | None] = mapped_column(default=None)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), default=None
+    )
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), default=None
+    )
+    description: Mapped[str | None] = mapped_column(default=None)
+
+
+class Activity(Record, Base):
+    __tablename__ = "activities"
+    __table_args__ = (
+        *_scope_indexes("activities"),
+        Index(None, "tenant_id", "related_type", "related_id"),
+        Index(None, "tenant_id", "status", "due_date"),
+        Index(None, "tenant_id", "type", "created_at"),
+    )
+
+    type: Mapped[str] = mapped_column(String(50), default="task", server_default="task")
+    subject: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(default=None)
+    due_date: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    related_type: Mapped[str | None] = mapped_column(String(50), default=None)
+    related_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+
+
+class Note(Record, Base):
+    __tablename__ = "notes"
+    __table_args__ = (
+        *_scope_indexes("notes"),
+        Index(None, "tenant_id", "related_type", "related_id"),
+        Index(None, "related_id", "created_at"),
+    )
+
+    title: Mapped[str | None] = mapped_column(String(500), default=None)
+    content: Mapped[str]
+    related_type: Mapped[str | None] = mapped_column(String(50), default=None)
+    related_id: Mapped[uuid.UUID | None] = mapped_column(default=None)

@@ -1,0 +1,268 @@
+"""The unit of work: one transaction per request or job, one event-loop hand-off per unit.
+
+Repositories and the transactional part of services are plain synchronous SQLAlchemy code
+that takes a `Session`.  `Database.run(fn, ...)` executes such a function in one transaction:
+
+* SQLite: the whole function runs on a database thread (one hand-off per unit of work, not per
+  statement - DESIGN "Performance notes").  Writers share one thread and `BEGIN IMMEDIATE`, so
+  they never deadlock on lock upgrades; readers use a small pool of threads (WAL lets them run
+  beside the writer).
+* PostgreSQL: the function runs through `AsyncSession.run_sync` on asyncpg (greenlet bridge, no
+  threads).  Each transaction first sets `app.tenant_id` (and, for explicit system scope,
+  `app.bypass_rls`) with `set_config(..., true)`, and every connection works as the non-owner
+  application role, so row-level security applies even when DATABASE_URL names a superuser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from aisha_server.db.base import Versioned, utcnow
+
+T = TypeVar("T")
+
+
+class Scope(Enum):
+    """Which rows a unit of work may touch at the database layer (RLS on PostgreSQL)."""
+
+    TENANT = "tenant"  # exactly one tenant's rows
+    SYSTEM = "system"  # every tenant's rows: logins, superadmin listings, workers
+
+
+@dataclass(frozen=True, slots=True)
+class TxContext:
+    scope: Scope
+    tenant_id: uuid.UUID | None
+
+
+def asyncpg_url(url: str) -> URL:
+    """Accept the guide's `postgresql://user:pass@host:5432/db` form as written."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed
+
+
+class Database:
+    """Owns the engines; built once in `create_app`/CLI and disposed in `close()`."""
+
+    dialect: str
+
+    async def run(
+        self,
+        fn: Callable[[Session], T],
+        *,
+        tenant_id: uuid.UUID | None = None,
+        system: bool = False,
+        write: bool = True,
+    ) -> T:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def ping(self) -> float:
+        """Round-trip one trivial query; returns seconds taken."""
+        raise NotImplementedError
+
+    def pool_status(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _context(tenant_id: uuid.UUID | None, system: bool) -> TxContext:
+        if system:
+            return TxContext(Scope.SYSTEM, tenant_id)
+        if tenant_id is None:
+            raise ValueError("a tenant-scoped unit of work needs a tenant_id (or system=True)")
+        return TxContext(Scope.TENANT, tenant_id)
+
+
+def _bump_versions(session: Session, _context: Any, _instances: Any) -> None:
+    """Every change to a versioned row bumps `version` and `updated_at`, whatever path made it."""
+    now = utcnow()
+    for obj in session.dirty:
+        if isinstance(obj, Versioned) and session.is_modified(obj, include_collections=False):
+            obj.version = (obj.version or 0) + 1
+            obj.updated_at = now
+
+
+event.listen(Session, "before_flush", _bump_versions)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # autocommit at the driver so SQLAlchemy's "begin" event decides the BEGIN flavour
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_sqlite_engine(path: Path, *, immediate: bool, pool_size: int) -> Engine:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{path}",
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin_sql)
+
+    return engine
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path, *, readers: int = 4) -> None:
+        self.path = path
+        self.writer_engine = make_sqlite_engine(path, immediate=True, pool_size=1)
+        self.reader_engine = make_sqlite_engine(path, immediate=False, pool_size=readers)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="aisha-db-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="aisha-db-reader")
+        self._write_sessions = sessionmaker(self.writer_engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.reader_engine, expire_on_commit=False)
+
+    @staticmethod
+    def _in_transaction(factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
+        with factory() as session, session.begin():
+            return fn(session)
+
+    async def run(
+        self,
+        fn: Callable[[Session], T],
+        *,
+        tenant_id: uuid.UUID | None = None,
+        system: bool = False,
+        write: bool = True,
+    ) -> T:
+        self._context(tenant_id, system)
+        loop = asyncio.get_running_loop()
+        if write:
+            call = functools.partial(self._in_transaction, self._write_sessions, fn)
+            return await loop.run_in_executor(self._writer, call)
+        call = functools.partial(self._in_transaction, self._read_sessions, fn)
+        return await loop.run_in_executor(self._readers, call)
+
+    async def ping(self) -> float:
+        loop = asyncio.get_running_loop()
+
+        def probe(session: Session) -> float:
+            start = loop.time()
+            session.execute(text("SELECT 1"))
+            return loop.time() - start
+
+        return await self.run(probe, system=True, write=False)
+
+    def pool_status(self) -> dict[str, Any]:
+        return {
+            "backend": "sqlite",
+            "path": str(self.path),
+            "writer": self.writer_engine.pool.status(),
+            "readers": self.reader_engine.pool.status(),
+        }
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.writer_engine.dispose()
+        self.reader_engine.dispose()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, app_role: str | None, pool_size: int = 10) -> None:
+        self.url = asyncpg_url(url)
+        self.app_role = app_role
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+        )
+        if app_role is not None:
+            role = app_role
+
+            @event.listens_for(self.engine.sync_engine, "connect")
+            def _set_role(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f'SET ROLE "{role}"')
+                cursor.close()
+
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def run(
+        self,
+        fn: Callable[[Session], T],
+        *,
+        tenant_id: uuid.UUID | None = None,
+        system: bool = False,
+        write: bool = True,
+    ) -> T:
+        ctx = self._context(tenant_id, system)
+
+        def body(session: Session) -> T:
+            if not write:
+                # must precede every other statement of the transaction
+                session.execute(text("SET TRANSACTION READ ONLY"))
+            session.execute(
+                text(
+                    "SELECT set_config('app.tenant_id', :tenant, true),"
+                    " set_config('app.bypass_rls', :bypass, true)"
+                ),
+                {
+                    "tenant": str(ctx.tenant_id) if ctx.tenant_id else "",
+                    "bypass": "on" if ctx.scope is Scope.SYSTEM else "off",
+                },
+            )
+            return fn(session)
+
+        session: AsyncSession
+        async with self._sessions() as session, session.begin():
+            return await session.run_sync(body)
+
+    async def ping(self) -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return loop.time() - start
+
+    def pool_status(self) -> dict[str, Any]:
+        pool: Any = self.engine.pool
+        return {
+            "backend": "postgresql",
+            "size": pool.size(),
+            "checked_out": pool.checkedout(),
+            "overflow": pool.overflow(),
+            "status": pool.status(),
+        }
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(
+    *, database_url: str | None, sqlite_path: Path, app_role: str | None, pool_size: int, readers: int
+) -> Database:
+    if database_url and not database_url.startswith("sqlite"):
+        return PostgresDatabase(database_url, app_role=app_role, pool_size=pool_size)
+    return SQLiteDatabase(sqlite_path, readers=readers)
