@@ -215,7 +215,7 @@ class Settings(BaseSettings):
         """Why the JWT secret is unfit for a real deployment, or None."""
         secret = self.JWT_SECRET
         if not secret:
-            return "JWT_SECRET: missing (generate one: python -c \"import secrets; print(secrets.token_hex(32))\")"
+            return 'JWT_SECRET: missing (generate one: python -c "import secrets; print(secrets.token_hex(32))")'
         if secret.strip().lower() in PLACEHOLDER_SECRETS:
             return "JWT_SECRET: is a placeholder value; generate a random one"
         if len(secret) < MIN_JWT_SECRET_LENGTH:

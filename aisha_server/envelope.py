@@ -24,7 +24,9 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    payload: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=dumps(payload), status=status, content_type=JSON_CONTENT_TYPE, headers=headers
     )
@@ -36,7 +38,9 @@ def success(data: Any = None, *, status: int = 200, **extra: Any) -> web.Respons
     return json_response(body, status=status)
 
 
-def error_body(message: str, *, code: str | None = None, details: Any = None, **extra: Any) -> dict[str, Any]:
+def error_body(
+    message: str, *, code: str | None = None, details: Any = None, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {"status": "error", "message": message}
     if code is not None:
         body["code"] = code

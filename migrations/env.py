@@ -37,7 +37,9 @@ def _database_url() -> str:
     return f"sqlite:///{settings.sqlite_path}"
 
 
-def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     return not (type_ == "table" and name == "alembic_version")
 
 

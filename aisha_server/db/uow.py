@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from aisha_server.db.base import Versioned, utcnow
@@ -261,7 +266,12 @@ class PostgresDatabase(Database):
 
 
 def open_database(
-    *, database_url: str | None, sqlite_path: Path, app_role: str | None, pool_size: int, readers: int
+    *,
+    database_url: str | None,
+    sqlite_path: Path,
+    app_role: str | None,
+    pool_size: int,
+    readers: int,
 ) -> Database:
     if database_url and not database_url.startswith("sqlite"):
         return PostgresDatabase(database_url, app_role=app_role, pool_size=pool_size)

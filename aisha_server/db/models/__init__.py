@@ -5,6 +5,7 @@ from aisha_server.db.models.care import CareAuditLog, CareState
 from aisha_server.db.models.crm import Account, Activity, Contact, Lead, Note, Opportunity
 from aisha_server.db.models.identity import (
     ApiKey,
+    AuthRefreshToken,
     AuthSession,
     Employee,
     PasswordResetToken,
@@ -29,6 +30,7 @@ __all__ = [
     "Activity",
     "AiCampaign",
     "ApiKey",
+    "AuthRefreshToken",
     "AuthSession",
     "CareAuditLog",
     "CareState",

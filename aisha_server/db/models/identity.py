@@ -76,15 +76,32 @@ class AuthSession(Timestamps, Base):
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), default=None
     )
-    refresh_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # the hash of the refresh token spent last, so its reuse is recognised as theft
-    previous_token_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_reason: Mapped[str | None] = mapped_column(String(50), default=None)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
     user_agent: Mapped[str | None] = mapped_column(String(500), default=None)
     ip_address: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class AuthRefreshToken(Base):
+    """Every refresh token a session was given.  Spent ones are kept so reuse is recognised."""
+
+    __tablename__ = "auth_refresh_tokens"
+    __table_args__ = (Index(None, "session_id"),)
+
+    id: Mapped[uuid.UUID] = pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE")
+    )
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), default=None
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    spent_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class UserInvitation(Timestamps, Base):
@@ -162,6 +179,8 @@ class RolePermission(Base):
     permission_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("permissions.id", ondelete="CASCADE")
     )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("CURRENT_TIMESTAMP"))
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
 
     __table_args__ = (UniqueConstraint("role", "permission_id"),)

@@ -39,4 +39,6 @@ class SystemLog(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", default=dict, server_default=text("'{}'")
     )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("CURRENT_TIMESTAMP"))
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )

@@ -1,0 +1,151 @@
+"""Route declarations that carry their own contract.
+
+`Routes` wraps `web.RouteTableDef`.  A handler declares the pydantic models of its body,
+query and response; the wrapper parses and validates input before the handler runs (so the
+handler receives typed objects) and the OpenAPI document is generated from the same
+declarations (`aisha_server.api.openapi`).  One contract, used twice.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from aisha_server.errors import BadRequest, Invalid
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a route promises; read by the OpenAPI generator and the auth middleware."""
+
+    method: str
+    path: str
+    summary: str
+    tags: tuple[str, ...] = ()
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | Any | None = None
+    status: int = 200
+    auth: bool = True
+    description: str = ""
+    multipart: bool = False
+    errors: tuple[int, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+ENDPOINT_ATTR = "__aisha_endpoint__"
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors(include_url=False, include_context=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        details.append({"field": loc, "message": err["msg"], "type": err["type"]})
+    return details
+
+
+def raise_invalid(exc: ValidationError, *, what: str = "Validation failed") -> None:
+    details = validation_details(exc)
+    fields = ", ".join(sorted({d["field"] for d in details}))
+    raise Invalid(f"{what}: {fields}", details=details) from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or a 400 that says what is wrong with it."""
+    if not request.body_exists:
+        raise BadRequest("Request body is required (JSON)", code="body_required")
+    ctype = request.content_type
+    if ctype not in ("application/json", "") and not ctype.endswith("+json"):
+        raise BadRequest(
+            f"Unsupported content type {ctype!r}; send application/json",
+            code="unsupported_media_type",
+        )
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Malformed JSON: {exc}", code="malformed_json") from None
+
+
+def parse_model(model: type[BaseModel], data: Any, *, what: str = "Validation failed") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise_invalid(exc, what=what)
+
+
+def parse_query(model: type[BaseModel], request: web.Request) -> Any:
+    data: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        data[key] = values if len(values) > 1 else values[0]
+    return parse_model(model, data, what="Invalid query parameters")
+
+
+class Routes:
+    """A module's route table.  `routes.get(path, summary=..., query=Model, response=Model)`."""
+
+    def __init__(self) -> None:
+        self.table = web.RouteTableDef()
+        self.endpoints: list[Endpoint] = []
+
+    def _route(self, method: str, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        def decorate(fn: Handler) -> Handler:
+            endpoint = Endpoint(method=method, path=path, **meta)
+            wrapped = _wrap(fn, endpoint)
+            setattr(wrapped, ENDPOINT_ATTR, endpoint)
+            self.table.route(method, path)(wrapped)
+            self.endpoints.append(endpoint)
+            return wrapped
+
+        return decorate
+
+    def get(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._route("GET", path, **meta)
+
+    def post(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._route("POST", path, **meta)
+
+    def put(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._route("PUT", path, **meta)
+
+    def patch(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._route("PATCH", path, **meta)
+
+    def delete(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self._route("DELETE", path, **meta)
+
+
+def _wrap(fn: Handler, endpoint: Endpoint) -> Handler:
+    body_model = endpoint.body
+    query_model = endpoint.query
+    if body_model is None and query_model is None:
+
+        @functools.wraps(fn)
+        async def plain(request: web.Request) -> web.StreamResponse:
+            return await fn(request)
+
+        return plain
+
+    @functools.wraps(fn)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {}
+        if query_model is not None:
+            kwargs["query"] = parse_query(query_model, request)
+        if body_model is not None:
+            kwargs["body"] = parse_model(body_model, await read_json(request))
+        return await fn(request, **kwargs)
+
+    return handler
+
+
+def endpoint_of(handler: Any) -> Endpoint | None:
+    return getattr(handler, ENDPOINT_ATTR, None)

@@ -1,0 +1,128 @@
+"""The composition root of the server: `create_app(settings)` builds everything once.
+
+Used by `aisha-server serve`, by the desktop's bundled server and by the tests
+(`aiohttp_client(create_app(settings))`).  No module-level state: all of it hangs off the
+application under the typed keys of `keys.py`, and everything with a lifetime is opened and
+closed in `cleanup_ctx`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from aisha_server import keys, middlewares
+from aisha_server.api import api_keys, auth, employees, permissions, system, tenants, users
+from aisha_server.api import docs as api_docs
+from aisha_server.auth.gate import AuthGate
+from aisha_server.auth.passwords import PasswordHashing
+from aisha_server.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from aisha_server.auth.tokens import TokenService
+from aisha_server.config import Settings
+from aisha_server.db.uow import Database, open_database
+from aisha_server.mail import Mailer
+from aisha_server.metrics import Metrics
+from aisha_server.services.api_keys import ApiKeyService
+from aisha_server.services.auth import AuthService
+from aisha_server.services.employees import EmployeeService
+from aisha_server.services.permissions import PermissionService
+from aisha_server.services.system import SystemService
+from aisha_server.services.system_log import LogEntry, SystemLogWriter
+from aisha_server.services.tenant_directory import TenantDirectory
+from aisha_server.services.tenants import TenantService
+from aisha_server.services.users import UserService
+
+log = logging.getLogger("aisha.server")
+
+ROUTE_MODULES = (system, auth, tenants, users, employees, api_keys, permissions, api_docs)
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
+    if not settings.JWT_SECRET:
+        raise ValueError("create_app needs settings.JWT_SECRET (the CLI generates one for --dev)")
+    app = web.Application(
+        # Order matters, outermost first:
+        middlewares=[
+            middlewares.observe,  # request id, metrics, access timing, the one error envelope
+            middlewares.rate_limit,  # before auth: brute force costs nothing but a counter
+            middlewares.authenticate,  # bearer JWT or X-API-Key -> Principal (cached, no DB trip)
+            middlewares.tenant,  # X-Tenant-ID / ?tenant_id= -> UUID, 403 for foreign tenants
+            middlewares.readonly_guard,  # PRODUCTION_READONLY: refuse mutations, allow login
+        ],
+        client_max_size=max(settings.AISHA_MAX_BODY_BYTES, settings.AISHA_MAX_UPLOAD_BYTES),
+    )
+    db = database or open_database(
+        database_url=settings.DATABASE_URL,
+        sqlite_path=settings.sqlite_path,
+        app_role=settings.AISHA_DB_APP_ROLE,
+        pool_size=settings.AISHA_DB_POOL_SIZE,
+        readers=settings.AISHA_SQLITE_READERS,
+    )
+    metrics = Metrics()
+    tokens = TokenService(
+        settings.JWT_SECRET, access_ttl=timedelta(seconds=settings.ACCESS_TOKEN_TTL_SECONDS)
+    )
+    passwords = PasswordHashing()
+    gate = AuthGate(db, tokens)
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.REDIS_URL) if settings.REDIS_URL else MemoryRateLimiter()
+    )
+    mailer = Mailer(settings)
+    system_log = SystemLogWriter(db)
+    directory = TenantDirectory(db)
+
+    app[keys.SETTINGS] = settings
+    app[keys.DB] = db
+    app[keys.METRICS] = metrics
+    app[keys.TOKENS] = tokens
+    app[keys.PASSWORDS] = passwords
+    app[keys.AUTH_GATE] = gate
+    app[keys.RATE_LIMITER] = limiter
+    app[keys.MAILER] = mailer
+    app[keys.SYSTEM_LOG] = system_log
+    app[keys.TENANT_DIRECTORY] = directory
+    app[keys.STARTED_AT] = time.time()
+
+    app[keys.SYSTEM_SERVICE] = SystemService(settings, db, metrics)
+    app[keys.AUTH_SERVICE] = AuthService(settings, db, tokens, passwords, gate, mailer, system_log)
+    app[keys.TENANT_SERVICE] = TenantService(settings, db, directory)
+    app[keys.USER_SERVICE] = UserService(settings, db, passwords, gate, mailer)
+    app[keys.EMPLOYEE_SERVICE] = EmployeeService(db, gate)
+    app[keys.API_KEY_SERVICE] = ApiKeyService(db, gate)
+    app[keys.PERMISSION_SERVICE] = PermissionService(db, gate)
+
+    for module in ROUTE_MODULES:
+        app.router.add_routes(module.routes.table)
+    api_docs.setup(app)
+
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Open background helpers, record the start, and on shutdown close in reverse order."""
+    mailer = app[keys.MAILER]
+    system_log = app[keys.SYSTEM_LOG]
+    await mailer.start()
+    await system_log.start()
+    system_log.write(
+        LogEntry(
+            level="info",
+            source="server",
+            message="Server started",
+            metadata={"database": app[keys.DB].dialect},
+        )
+    )
+    try:
+        yield
+    finally:
+        system_log.write(LogEntry(level="info", source="server", message="Server stopping"))
+        await mailer.stop()
+        await system_log.stop()
+        await app[keys.RATE_LIMITER].close()
+        app[keys.PASSWORDS].close()
+        await app[keys.DB].close()

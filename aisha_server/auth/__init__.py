@@ -1,0 +1,1 @@
+"""Authentication and authorisation: passwords, tokens, API keys, roles, rate limits."""

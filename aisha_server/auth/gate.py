@@ -1,0 +1,226 @@
+"""Turns a bearer token or an API key into a `Principal`, without a database trip per request.
+
+The token's signature is checked by `TokenService` (memoised).  Whether its login session is
+still valid and what the user's current role, status and department are is read from the
+database at most once per `ttl` seconds per session and cached; logout, disable, role change
+and key revocation on this instance invalidate the cache at once.  Other instances (PostgreSQL
+deployments) see such changes within `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aisha_server.auth.principal import Principal
+from aisha_server.auth.roles import Role, parse_role
+from aisha_server.auth.tokens import TokenService, digest
+from aisha_server.db.models import (
+    ApiKey,
+    AuthSession,
+    Employee,
+    Permission,
+    RolePermission,
+    User,
+)
+from aisha_server.db.uow import Database
+from aisha_server.errors import Unauthorized
+
+ACTIVE = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionState:
+    principal: Principal | None
+    problem: str | None
+    code: str | None
+    expires_at: datetime | None
+
+
+def load_custom_grants(session: Session, roles: Iterable[str]) -> frozenset[tuple[str, str]]:
+    names = [r for r in roles if r]
+    if not names:
+        return frozenset()
+    rows = session.execute(
+        select(Permission.resource, Permission.action)
+        .join(RolePermission, RolePermission.permission_id == Permission.id)
+        .where(RolePermission.role.in_(names))
+    ).all()
+    return frozenset((r.resource, r.action) for r in rows)
+
+
+def load_department(session: Session, user_id: uuid.UUID) -> str | None:
+    return session.scalar(
+        select(Employee.department)
+        .where(Employee.user_id == user_id, Employee.deleted_at.is_(None))
+        .limit(1)
+    )
+
+
+def _user_principal(
+    session: Session, user: User, *, session_id: uuid.UUID | None = None
+) -> Principal | None:
+    role = parse_role(user.role)
+    if role is None:
+        return None
+    return Principal(
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=role,
+        email=user.email,
+        department=load_department(session, user.id),
+        session_id=session_id,
+        custom_grants=load_custom_grants(session, [user.role, *(user.custom_roles or [])]),
+    )
+
+
+def principal_for_user(session: Session, user: User) -> Principal | None:
+    """The principal a user acts as (used by services for users they just loaded)."""
+    return _user_principal(session, user)
+
+
+class AuthGate:
+    def __init__(self, db: Database, tokens: TokenService, *, ttl: float = 5.0) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._ttl = ttl
+        self._sessions: dict[uuid.UUID, tuple[float, _SessionState]] = {}
+        self._keys: dict[str, tuple[float, _SessionState]] = {}
+
+    # -- bearer tokens ---------------------------------------------------------------------
+    async def principal_for_token(self, token: str) -> Principal:
+        now = time.time()
+        claims = self._tokens.verify_access(token, now=now)
+        cached = self._sessions.get(claims.session_id)
+        if cached is None or now - cached[0] > self._ttl:
+            state = await self._db.run(
+                lambda s: self._load_session(s, claims.user_id, claims.session_id),
+                system=True,
+                write=False,
+            )
+            self._sessions[claims.session_id] = (now, state)
+            if len(self._sessions) > 50_000:
+                self._sessions.clear()
+        else:
+            state = cached[1]
+        if state.principal is None:
+            raise Unauthorized(state.problem or "Invalid session", code=state.code)
+        if state.expires_at is not None and state.expires_at.timestamp() <= now:
+            raise Unauthorized("Session expired, please log in again", code="session_expired")
+        return state.principal
+
+    @staticmethod
+    def _load_session(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> _SessionState:
+        auth = session.get(AuthSession, session_id)
+        if auth is None or auth.user_id != user_id:
+            return _SessionState(None, "Invalid session", "invalid_session", None)
+        if auth.revoked_at is not None:
+            return _SessionState(None, "Session has been revoked", "session_revoked", None)
+        user = session.get(User, user_id)
+        if user is None or user.deleted_at is not None:
+            return _SessionState(None, "Account no longer exists", "account_missing", None)
+        if user.status != ACTIVE:
+            return _SessionState(None, "Account is disabled", "account_disabled", None)
+        principal = _user_principal(session, user, session_id=session_id)
+        if principal is None:
+            return _SessionState(None, "Account has an unknown role", "invalid_role", None)
+        return _SessionState(principal, None, None, auth.expires_at)
+
+    # -- API keys --------------------------------------------------------------------------
+    async def principal_for_api_key(self, key: str) -> Principal:
+        now = time.time()
+        hashed = digest(key)
+        cached = self._keys.get(hashed)
+        if cached is None or now - cached[0] > self._ttl:
+            state = await self._db.run(
+                lambda s: self._load_key(s, hashed), system=True, write=False
+            )
+            self._keys[hashed] = (now, state)
+            if len(self._keys) > 50_000:
+                self._keys.clear()
+        else:
+            state = cached[1]
+        if state.principal is None:
+            raise Unauthorized(state.problem or "Invalid API key", code=state.code)
+        if state.expires_at is not None and state.expires_at.timestamp() <= now:
+            raise Unauthorized("API key has expired", code="api_key_expired")
+        return state.principal
+
+    @staticmethod
+    def _load_key(session: Session, hashed: str) -> _SessionState:
+        key = session.scalar(select(ApiKey).where(ApiKey.key == hashed))
+        if key is None or key.deleted_at is not None:
+            return _SessionState(None, "Invalid API key", "invalid_api_key", None)
+        if key.revoked_at is not None:
+            return _SessionState(None, "API key has been revoked", "api_key_revoked", None)
+        role = Role.ADMIN
+        email = ""
+        user_id = None
+        department = None
+        grants: frozenset[tuple[str, str]] = frozenset()
+        if key.user_id is not None:
+            user = session.get(User, key.user_id)
+            if user is None or user.status != ACTIVE or user.deleted_at is not None:
+                return _SessionState(
+                    None, "API key owner is disabled", "api_key_owner_disabled", None
+                )
+            owner_role = parse_role(user.role)
+            if owner_role is None:
+                return _SessionState(
+                    None, "API key owner has an unknown role", "invalid_role", None
+                )
+            role = Role.ADMIN if owner_role is Role.SUPERADMIN else owner_role
+            email, user_id = user.email, user.id
+            department = load_department(session, user.id)
+            grants = load_custom_grants(session, [user.role, *(user.custom_roles or [])])
+        principal = Principal(
+            user_id=user_id,
+            tenant_id=key.tenant_id,
+            role=role,
+            email=email,
+            department=department,
+            api_key_id=key.id,
+            key_permissions=frozenset(key.permissions or []),
+            custom_grants=grants,
+        )
+        return _SessionState(principal, None, None, key.expires_at)
+
+    # -- invalidation ----------------------------------------------------------------------
+    def forget_session(self, session_id: uuid.UUID) -> None:
+        self._sessions.pop(session_id, None)
+
+    def forget_user(self, user_id: uuid.UUID) -> None:
+        stale = [
+            sid
+            for sid, (_, state) in self._sessions.items()
+            if state.principal is not None and state.principal.user_id == user_id
+        ]
+        for sid in stale:
+            del self._sessions[sid]
+        stale_keys = [
+            h
+            for h, (_, state) in self._keys.items()
+            if state.principal is not None and state.principal.user_id == user_id
+        ]
+        for h in stale_keys:
+            del self._keys[h]
+
+    def forget_api_key(self, key_hash: str | None = None) -> None:
+        if key_hash is None:
+            self._keys.clear()
+        else:
+            self._keys.pop(key_hash, None)
+
+    def forget_all(self) -> None:
+        self._sessions.clear()
+        self._keys.clear()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,110 @@
+"""Request metrics: Prometheus collectors in a per-app registry, plus a recent-latency window
+for the percentiles and error rate that `GET /api/system/metrics` reports."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    window_seconds: float
+    requests: int
+    errors: int
+    error_rate: float
+    requests_per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+class Metrics:
+    def __init__(self, *, window_size: int = 20_000) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "aisha_http_requests_total",
+            "HTTP requests handled",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "aisha_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "aisha_auth_failures_total",
+            "Failed authentications",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "aisha_rate_limited_total",
+            "Requests refused by rate limits",
+            ["bucket"],
+            registry=self.registry,
+        )
+        self.db_pool_checked_out = Gauge(
+            "aisha_db_pool_checked_out", "Database connections in use", registry=self.registry
+        )
+        self._recent: deque[tuple[float, float, bool]] = deque(maxlen=window_size)
+        self.started = time.time()
+        self.total_requests = 0
+        self.total_errors = 0
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        is_error = status >= 500
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+        self._recent.append((time.monotonic(), seconds, is_error))
+        self.total_requests += 1
+        if is_error:
+            self.total_errors += 1
+
+    def window(self, seconds: float = 300.0) -> WindowStats:
+        now = time.monotonic()
+        recent = [(t, d, e) for (t, d, e) in self._recent if now - t <= seconds]
+        durations = sorted(d for _, d, _ in recent)
+        errors = sum(1 for _, _, e in recent if e)
+        span = max(1e-9, min(seconds, now - recent[0][0])) if recent else seconds
+        count = len(recent)
+        return WindowStats(
+            window_seconds=seconds,
+            requests=count,
+            errors=errors,
+            error_rate=(errors / count) if count else 0.0,
+            requests_per_second=count / span if count else 0.0,
+            p50_ms=_percentile(durations, 0.50) * 1000,
+            p95_ms=_percentile(durations, 0.95) * 1000,
+            p99_ms=_percentile(durations, 0.99) * 1000,
+        )
+
+    def prometheus_text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+__all__ = ["PROMETHEUS_CONTENT_TYPE", "Metrics", "WindowStats"]

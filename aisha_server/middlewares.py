@@ -1,0 +1,232 @@
+"""The request pipeline.  Order (outermost first) is fixed in `app.py`:
+
+observe (request id, access log, metrics, error envelope) -> rate limit -> authenticate ->
+tenant -> read-only guard -> handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from aisha_server import keys
+from aisha_server.api.routing import endpoint_of
+from aisha_server.envelope import error
+from aisha_server.errors import (
+    READONLY_MESSAGE,
+    TENANT_ACCESS_DENIED,
+    DomainError,
+    PermissionDenied,
+    Unauthorized,
+)
+from aisha_server.services.system_log import LogEntry
+
+log = logging.getLogger("aisha.http")
+
+# Health, status and docs never count against rate limits (guide 3.4 protects the API).
+RATE_LIMIT_EXEMPT = ("/health", "/api/status", "/metrics", "/api-docs")
+# Login and password endpoints share the stricter AUTH_RATE_LIMIT_MAX.
+AUTH_LIMITED = frozenset(
+    {
+        "/api/auth/login",
+        "/api/auth/forgot-password",
+        "/api/auth/reset-password",
+        "/api/auth/accept-invitation",
+    }
+)
+# What still works under PRODUCTION_READONLY besides reads: signing in and out.
+READONLY_ALLOWED = frozenset({"/api/auth/login", "/api/auth/refresh", "/api/auth/logout"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TOO_MANY = "Too many requests, please try again later."
+
+STATUS_MESSAGES = {
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+}
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info
+    resource = info.route.resource if info.http_exception is None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, timing, metrics and the one error envelope: no traceback ever leaves."""
+    app = request.app
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request[keys.REQUEST_ID] = request_id
+    started = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except DomainError as exc:
+        response = error(exc.message, status=exc.status, code=exc.code, details=exc.details)
+        if isinstance(exc, Unauthorized):
+            app[keys.METRICS].auth_failures.labels(exc.code).inc()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = STATUS_MESSAGES.get(exc.status, exc.reason)
+        if exc.status in (404, 405):
+            message = f"{message}: {request.method} {request.path}"
+        response = error(message, status=exc.status, code=exc.reason.lower().replace(" ", "_"))
+        if exc.status == 405:
+            allow = exc.headers.get("Allow")
+            if allow:
+                response.headers["Allow"] = allow
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception(
+            "unhandled error in %s %s (request %s)", request.method, request.path, request_id
+        )
+        response = error(
+            "Internal server error", status=500, code="internal_error", request_id=request_id
+        )
+    elapsed = time.perf_counter() - started
+    response.headers["X-Request-ID"] = request_id
+    app[keys.METRICS].observe(request.method, _route_name(request), response.status, elapsed)
+    settings = app[keys.SETTINGS]
+    if settings.ENABLE_PERFORMANCE_LOGGING and elapsed > 1.0:
+        log.warning("slow request %s %s took %.0f ms", request.method, request.path, elapsed * 1000)
+    return response
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if path.startswith(RATE_LIMIT_EXEMPT) or request.method == "OPTIONS":
+        return await handler(request)
+    app = request.app
+    settings = app[keys.SETTINGS]
+    if path in AUTH_LIMITED:
+        bucket, limit = "auth", settings.AUTH_RATE_LIMIT_MAX
+    else:
+        bucket, limit = "api", settings.RATE_LIMIT_MAX
+    client = client_address(request)
+    verdict = await app[keys.RATE_LIMITER].hit(
+        bucket, client, limit=limit, window_ms=settings.RATE_LIMIT_WINDOW_MS
+    )
+    if not verdict.allowed:
+        app[keys.METRICS].rate_limited.labels(bucket).inc()
+        log.warning("[WARN] Rate limit exceeded for IP %s", client)
+        return error(
+            TOO_MANY,
+            status=429,
+            retryAfter=verdict.retry_after,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    return await handler(request)
+
+
+def _api_key_action(method: str) -> str:
+    return {
+        "GET": "read",
+        "HEAD": "read",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "update",
+        "DELETE": "delete",
+    }.get(method, "read")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    info = request.match_info
+    if info.http_exception is not None:
+        return await handler(request)  # 404/405 are answered as such, not as 401
+    endpoint = endpoint_of(info.handler)
+    if endpoint is not None and not endpoint.auth:
+        return await handler(request)
+    if endpoint is None and request.path.startswith("/api-docs"):
+        return await handler(request)
+    app = request.app
+    gate = app[keys.AUTH_GATE]
+    header = request.headers.get("Authorization", "")
+    api_key = request.headers.get("X-API-Key")
+    try:
+        if header[:7].lower() == "bearer " and header[7:].strip():
+            principal = await gate.principal_for_token(header[7:].strip())
+        elif api_key:
+            principal = await gate.principal_for_api_key(api_key.strip())
+            resource = (endpoint.extra.get("resource") if endpoint else None) or (
+                endpoint.tags[0] if endpoint and endpoint.tags else "api"
+            )
+            action = (endpoint.extra.get("action") if endpoint else None) or _api_key_action(
+                request.method
+            )
+            if not principal.key_allows(action, resource):
+                raise PermissionDenied(
+                    f"API key lacks permission {action}:{resource}", code="api_key_scope"
+                )
+        else:
+            raise Unauthorized("Authentication required", code="auth_required")
+    except Unauthorized as exc:
+        app[keys.SYSTEM_LOG].write(
+            LogEntry(
+                level="warn",
+                source="auth",
+                message=f"Authentication failed for {request.method} {request.path}: {exc.message}",
+                ip_address=client_address(request),
+                metadata={"code": exc.code, "path": request.path},
+            )
+        )
+        raise
+    request[keys.PRINCIPAL] = principal
+    return await handler(request)
+
+
+@web.middleware
+async def tenant(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A tenant named by header or query is resolved (slug -> UUID) and access-checked here;
+    a tenant in a JSON body is checked the same way by `api.context.tenant_for`."""
+    principal = request.get(keys.PRINCIPAL)
+    if principal is not None:
+        named = request.headers.get("X-Tenant-ID") or request.query.get("tenant_id")
+        if named:
+            resolved = (
+                await request.app[keys.TENANT_DIRECTORY].resolve(named)
+                if principal.is_superadmin
+                else await _own_tenant_only(request, named)
+            )
+            request[keys.REQUESTED_TENANT] = resolved
+    return await handler(request)
+
+
+async def _own_tenant_only(request: web.Request, named: str) -> uuid.UUID:
+    principal = request[keys.PRINCIPAL]
+    own = principal.tenant_id
+    if own is not None and named.strip().lower() == str(own):
+        return own
+    try:
+        resolved = await request.app[keys.TENANT_DIRECTORY].resolve(named)
+    except DomainError:
+        raise PermissionDenied(TENANT_ACCESS_DENIED, code="tenant_access_denied") from None
+    if resolved != own:
+        raise PermissionDenied(TENANT_ACCESS_DENIED, code="tenant_access_denied")
+    return resolved
+
+
+@web.middleware
+async def readonly_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if (
+        request.method not in SAFE_METHODS
+        and request.app[keys.SETTINGS].PRODUCTION_READONLY
+        and request.path not in READONLY_ALLOWED
+        and request.match_info.http_exception is None
+    ):
+        raise PermissionDenied(READONLY_MESSAGE, code="read_only")
+    return await handler(request)

@@ -1,0 +1,63 @@
+"""System endpoints and the error envelope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+async def test_health_is_public_and_timestamped(client: Any) -> None:
+    resp = await client.get("/health")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["status"] == "ok"
+    assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
+
+
+async def test_status_reports_backend_and_database(client: Any, backend: str) -> None:
+    resp = await client.get("/api/status")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["status"] == "success"
+    assert body["data"]["backend"] == "ok"
+    assert body["data"]["database"] == "ok"
+    assert body["data"]["database_backend"] == ("sqlite" if backend == "sqlite" else "postgresql")
+
+
+async def test_unknown_route_is_404_envelope(client: Any) -> None:
+    resp = await client.get("/api/definitely-not-here")
+    assert resp.status == 404
+    body = await resp.json()
+    assert body == {
+        "status": "error",
+        "message": "Not found: GET /api/definitely-not-here",
+        "code": "not_found",
+    }
+
+
+async def test_wrong_method_is_405_envelope(client: Any) -> None:
+    resp = await client.delete("/health")
+    assert resp.status == 405
+    body = await resp.json()
+    assert body["status"] == "error"
+    assert "Method not allowed" in body["message"]
+    assert "GET" in resp.headers["Allow"]
+
+
+async def test_protected_endpoint_needs_auth(client: Any) -> None:
+    resp = await client.post("/api/system/diagnostics")
+    assert resp.status == 401
+    assert (await resp.json())["message"] == "Authentication required"
+
+
+async def test_forged_token_is_refused(client: Any) -> None:
+    resp = await client.get("/api/system/metrics", headers={"Authorization": "Bearer not.a.jwt"})
+    assert resp.status == 401
+    assert (await resp.json())["code"] == "invalid_token"
+
+
+async def test_every_response_has_a_request_id(client: Any) -> None:
+    resp = await client.get("/health", headers={"X-Request-ID": "abc123"})
+    assert resp.headers["X-Request-ID"] == "abc123"
+    resp = await client.get("/nowhere")
+    assert len(resp.headers["X-Request-ID"]) == 32
