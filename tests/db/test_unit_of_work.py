@@ -1,0 +1,89 @@
+"""The unit of work: one transaction per call, rolled back on error, versions bumped, tenant
+scope required; SQLite runs in WAL with foreign keys on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aisha_server.db.models import Contact, Tenant
+from tests.factories import make_tenant
+
+
+async def test_tenant_scope_needs_a_tenant(client: Any, db: Any) -> None:
+    with pytest.raises(ValueError, match="tenant_id"):
+        await db.run(lambda s: None)
+
+
+async def test_error_rolls_back_the_whole_unit(client: Any, db: Any) -> None:
+    tenant = await make_tenant(client.app)
+
+    def write_then_fail(session: Session) -> None:
+        session.add(Contact(tenant_id=tenant.id, first_name="Kept?", last_name="No"))
+        session.flush()
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await db.run(write_then_fail, tenant_id=tenant.id)
+    count = await db.run(
+        lambda s: len(s.scalars(select(Contact).where(Contact.tenant_id == tenant.id)).all()),
+        tenant_id=tenant.id,
+        write=False,
+    )
+    assert count == 0
+
+
+async def test_every_change_bumps_version_and_updated_at(client: Any, db: Any) -> None:
+    tenant = await make_tenant(client.app)
+
+    def create(session: Session) -> tuple[uuid.UUID, int, Any]:
+        contact = Contact(tenant_id=tenant.id, first_name="Ada")
+        session.add(contact)
+        session.flush()
+        return contact.id, contact.version, contact.updated_at
+
+    contact_id, version, updated = await db.run(create, tenant_id=tenant.id)
+    assert version == 1
+
+    def edit(session: Session) -> tuple[int, Any]:
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        contact.last_name = "Lovelace"
+        session.flush()
+        return contact.version, contact.updated_at
+
+    version2, updated2 = await db.run(edit, tenant_id=tenant.id)
+    assert version2 == 2
+    assert updated2 >= updated
+    assert updated2.tzinfo is not None
+
+
+async def test_foreign_keys_are_enforced(client: Any, db: Any) -> None:
+    missing_tenant = uuid.uuid4()
+
+    def orphan(session: Session) -> None:
+        session.add(Contact(tenant_id=missing_tenant, first_name="Nobody"))
+        session.flush()
+
+    with pytest.raises(IntegrityError):
+        await db.run(orphan, system=True)
+
+
+async def test_sqlite_runs_in_wal_mode(client: Any, db: Any, backend: str) -> None:
+    if backend != "sqlite":
+        mode = await db.run(lambda s: s.scalar(text("SHOW transaction_isolation")), system=True)
+        assert mode == "read committed"
+        return
+    mode = await db.run(lambda s: s.scalar(text("PRAGMA journal_mode")), system=True, write=False)
+    assert mode == "wal"
+
+
+async def test_reads_see_committed_writes(client: Any, db: Any) -> None:
+    tenant = await make_tenant(client.app, "Visible Co")
+    name = await db.run(lambda s: s.get(Tenant, tenant.id).name, system=True, write=False)
+    assert name == "Visible Co"
