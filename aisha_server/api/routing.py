@@ -17,7 +17,8 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from aisha_server.errors import BadRequest, Invalid
+from aisha_server import keys
+from aisha_server.errors import BadRequest, Invalid, PayloadTooLarge
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -68,11 +69,24 @@ async def read_json(request: web.Request) -> Any:
             f"Unsupported content type {ctype!r}; send application/json",
             code="unsupported_media_type",
         )
+    # client_max_size admits uploads; a JSON body has the smaller AISHA_MAX_BODY_BYTES
+    settings = request.config_dict.get(keys.SETTINGS)
+    limit = settings.AISHA_MAX_BODY_BYTES if settings is not None else None
+    if limit is not None and (request.content_length or 0) > limit:
+        raise _too_large(limit)
     raw = await request.read()
+    if limit is not None and len(raw) > limit:
+        raise _too_large(limit)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc}", code="malformed_json") from None
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"Request body too large (limit {limit} bytes)", details={"limit_bytes": limit}
+    )
 
 
 def parse_model(model: type[BaseModel], data: Any, *, what: str = "Validation failed") -> Any:
