@@ -39,8 +39,11 @@ AUTH_LIMITED = frozenset(
         "/api/auth/accept-invitation",
     }
 )
-# What still works under PRODUCTION_READONLY besides reads: signing in and out.
-READONLY_ALLOWED = frozenset({"/api/auth/login", "/api/auth/refresh", "/api/auth/logout"})
+# What still works under PRODUCTION_READONLY besides reads: signing in and out, and
+# diagnostics (a POST that only probes and changes nothing).
+READONLY_ALLOWED = frozenset(
+    {"/api/auth/login", "/api/auth/refresh", "/api/auth/logout", "/api/system/diagnostics"}
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOO_MANY = "Too many requests, please try again later."
 
