@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    pass
+    from aisha_server.api.openapi import OpenApiCache
 
 # -- application state ---------------------------------------------------------------------
 SETTINGS = web.AppKey("settings", "Settings")
@@ -21,6 +21,8 @@ METRICS = web.AppKey("metrics", "Metrics")
 MAILER = web.AppKey("mailer", "Mailer")
 SYSTEM_LOG = web.AppKey("system_log", "SystemLogWriter")
 STARTED_AT = web.AppKey("started_at", float)
+# the generated OpenAPI document, built on first request
+OPENAPI: web.AppKey[OpenApiCache] = web.AppKey("openapi")
 
 # -- services --------------------------------------------------------------------------------
 AUTH_SERVICE = web.AppKey("auth_service", "AuthService")
