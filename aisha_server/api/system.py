@@ -17,7 +17,21 @@ from aisha_server.metrics import PROMETHEUS_CONTENT_TYPE
 routes = Routes()
 
 
-@routes.get("/health", summary="Simple health check", tags=("system",), auth=False)
+@routes.get(
+    "/health",
+    summary="Simple health check",
+    tags=("system",),
+    auth=False,
+    response={
+        "type": "object",
+        "required": ["status", "timestamp"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+        },
+    },
+    extra={"envelope": False},  # the guide's bare {"status":"ok","timestamp":...}
+)
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "timestamp": datetime.now(UTC).isoformat()})
 
@@ -58,7 +72,7 @@ async def metrics(request: web.Request) -> web.Response:
     "/metrics",
     summary="Prometheus text exposition",
     tags=("system",),
-    extra={"resource": "metrics", "action": "read"},
+    extra={"resource": "metrics", "action": "read", "content_type": "text/plain"},
 )
 async def prometheus(request: web.Request) -> web.Response:
     _require_operator(request)
