@@ -9,33 +9,51 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from aisha_server.api.openapi import OpenApiCache
+    from aisha_server.auth.gate import AuthGate
+    from aisha_server.auth.passwords import PasswordHashing
+    from aisha_server.auth.principal import Principal
+    from aisha_server.auth.ratelimit import RateLimiter
+    from aisha_server.auth.tokens import TokenService
+    from aisha_server.config import Settings
+    from aisha_server.db.uow import Database
+    from aisha_server.mail import Mailer
+    from aisha_server.metrics import Metrics
+    from aisha_server.services.api_keys import ApiKeyService
+    from aisha_server.services.auth import AuthService
+    from aisha_server.services.employees import EmployeeService
+    from aisha_server.services.permissions import PermissionService
+    from aisha_server.services.system import SystemService
+    from aisha_server.services.system_log import SystemLogWriter
+    from aisha_server.services.tenant_directory import TenantDirectory
+    from aisha_server.services.tenants import TenantService
+    from aisha_server.services.users import UserService
 
 # -- application state ---------------------------------------------------------------------
-SETTINGS = web.AppKey("settings", "Settings")
-DB = web.AppKey("db", "Database")
-TOKENS = web.AppKey("tokens", "TokenService")
-PASSWORDS = web.AppKey("passwords", "PasswordHashing")
-AUTH_GATE = web.AppKey("auth_gate", "AuthGate")
-RATE_LIMITER = web.AppKey("rate_limiter", "RateLimiter")
-METRICS = web.AppKey("metrics", "Metrics")
-MAILER = web.AppKey("mailer", "Mailer")
-SYSTEM_LOG = web.AppKey("system_log", "SystemLogWriter")
-STARTED_AT = web.AppKey("started_at", float)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+DB: web.AppKey[Database] = web.AppKey("db")
+TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
+PASSWORDS: web.AppKey[PasswordHashing] = web.AppKey("passwords")
+AUTH_GATE: web.AppKey[AuthGate] = web.AppKey("auth_gate")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
+SYSTEM_LOG: web.AppKey[SystemLogWriter] = web.AppKey("system_log")
+STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
 # the generated OpenAPI document, built on first request
 OPENAPI: web.AppKey[OpenApiCache] = web.AppKey("openapi")
 
 # -- services --------------------------------------------------------------------------------
-AUTH_SERVICE = web.AppKey("auth_service", "AuthService")
-TENANT_SERVICE = web.AppKey("tenant_service", "TenantService")
-USER_SERVICE = web.AppKey("user_service", "UserService")
-EMPLOYEE_SERVICE = web.AppKey("employee_service", "EmployeeService")
-API_KEY_SERVICE = web.AppKey("api_key_service", "ApiKeyService")
-PERMISSION_SERVICE = web.AppKey("permission_service", "PermissionService")
-SYSTEM_SERVICE = web.AppKey("system_service", "SystemService")
+AUTH_SERVICE: web.AppKey[AuthService] = web.AppKey("auth_service")
+TENANT_SERVICE: web.AppKey[TenantService] = web.AppKey("tenant_service")
+USER_SERVICE: web.AppKey[UserService] = web.AppKey("user_service")
+EMPLOYEE_SERVICE: web.AppKey[EmployeeService] = web.AppKey("employee_service")
+API_KEY_SERVICE: web.AppKey[ApiKeyService] = web.AppKey("api_key_service")
+PERMISSION_SERVICE: web.AppKey[PermissionService] = web.AppKey("permission_service")
+SYSTEM_SERVICE: web.AppKey[SystemService] = web.AppKey("system_service")
 
 # -- per request -----------------------------------------------------------------------------
-REQUEST_ID = web.RequestKey("request_id", str)
-PRINCIPAL = web.RequestKey("principal", "Principal")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 # the tenant named by the X-Tenant-ID header or ?tenant_id=, resolved and access-checked
-REQUESTED_TENANT = web.RequestKey("requested_tenant", uuid.UUID)
-TENANT_DIRECTORY = web.AppKey("tenant_directory", "TenantDirectory")
+REQUESTED_TENANT: web.RequestKey[uuid.UUID] = web.RequestKey("requested_tenant")
+TENANT_DIRECTORY: web.AppKey[TenantDirectory] = web.AppKey("tenant_directory")
