@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     tenant.add_argument("--timezone", default="UTC")
     tenant.add_argument("--currency", default="USD")
     tenant.add_argument("--date-format", default="MM/DD/YYYY")
+    config = sub.add_parser(
+        "config",
+        help="check or document the configuration",
+        description="Validate the configuration and print the resolved values (secrets "
+        "masked), or print a documented .env.example.",
+    )
+    _common(config)
+    config.add_argument("--example", action="store_true", help="print .env.example and exit")
     return parser
 
 
@@ -127,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": cmd_migrate,
         "create-superadmin": cmd_create_superadmin,
         "create-tenant": cmd_create_tenant,
+        "config": cmd_config,
     }
     try:
         return commands[args.command](args)
@@ -306,6 +315,25 @@ def _announce(settings: Settings, url: str, port: int, users: int, *, dev: bool)
     else:
         lines.append(f'  Log in: POST {url}/api/auth/login with {{"email": ..., "password": ...}}')
     print("\n".join(lines), flush=True)
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from aisha_server.config import describe, env_example
+
+    if args.example:
+        sys.stdout.write(env_example())
+        return 0
+    settings = _settings(args)
+    width = max(len(name) for name, _ in describe(settings))
+    for name, value in describe(settings):
+        print(f"{name.ljust(width)}  {value}")
+    problem = settings.jwt_secret_problem()
+    if problem is not None:
+        print(f"warning: {problem} (serve will refuse to start without --dev)", file=sys.stderr)
+    return 0
 
 
 # -- migrate --------------------------------------------------------------------------------

@@ -104,8 +104,10 @@ class Settings(BaseSettings):
         description="postgresql://user:pass@host:5432/db; empty = embedded SQLite in the data dir",
     )
     USE_SUPABASE_PROD: bool = Field(False, description="Not supported; use DATABASE_URL")
-    SUPABASE_URL: OptionalStr = None
-    SUPABASE_SERVICE_ROLE_KEY: OptionalStr = None
+    SUPABASE_URL: OptionalStr = Field(None, description="Not used (Supabase mode is not supported)")
+    SUPABASE_SERVICE_ROLE_KEY: OptionalStr = Field(
+        None, description="Not used (Supabase mode is not supported)"
+    )
     AISHA_DB_APP_ROLE: str = Field(
         "aisha_app",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
@@ -134,14 +136,14 @@ class Settings(BaseSettings):
     # -- integrations --------------------------------------------------------------------
     SMTP_HOST: OptionalStr = Field(None, description="Email server hostname")
     SMTP_PORT: int = Field(587, ge=1, le=65535, description="Email server port")
-    SMTP_USER: OptionalStr = None
-    SMTP_PASS: OptionalStr = None
+    SMTP_USER: OptionalStr = Field(None, description="Email username")
+    SMTP_PASS: OptionalStr = Field(None, description="Email password")
     SMTP_FROM: str = Field("AiSHA <no-reply@localhost>", description="Sender of system mail")
     SMTP_STARTTLS: bool = Field(
         True, description="Use STARTTLS when the server offers it (false for local sinks)"
     )
-    N8N_HOST: OptionalStr = None
-    N8N_API_KEY: OptionalStr = None
+    N8N_HOST: OptionalStr = Field(None, description="n8n automation URL")
+    N8N_API_KEY: OptionalStr = Field(None, description="n8n API key")
     REDIS_URL: OptionalStr = Field(None, description="Shared rate-limit counters when set")
 
     # -- logging -------------------------------------------------------------------------
@@ -149,35 +151,73 @@ class Settings(BaseSettings):
     ENABLE_PERFORMANCE_LOGGING: bool = Field(True, description="Log slow requests")
 
     # -- campaign worker and webhooks (9.5) ----------------------------------------------
-    CAMPAIGN_WORKER_ENABLED: bool = False
-    CAMPAIGN_WORKER_INTERVAL_MS: int = Field(30000, ge=100)
-    WEBHOOKS_ENABLED: bool = False
+    CAMPAIGN_WORKER_ENABLED: bool = Field(
+        False, description="Process scheduled AI campaigns in the background"
+    )
+    CAMPAIGN_WORKER_INTERVAL_MS: int = Field(
+        30000, ge=100, description="Campaign worker polling interval (ms)"
+    )
+    WEBHOOKS_ENABLED: bool = Field(False, description="Emit lifecycle webhooks (table webhook)")
 
     # -- call flow and AI (9.6, 9.7) -----------------------------------------------------
-    USE_BRAID_MCP_TRANSCRIPT_ANALYSIS: bool = False
-    BRAID_MCP_URL: OptionalStr = None
-    TRANSCRIPT_ANALYSIS_MODEL: str = "gpt-4o-mini"
-    OPENAI_API_KEY: OptionalStr = None
-    OPENAI_BASE_URL: OptionalStr = None
-    DEFAULT_OPENAI_MODEL: str = "gpt-4o-mini"
+    USE_BRAID_MCP_TRANSCRIPT_ANALYSIS: bool = Field(
+        False, description="Analyse call transcripts with the AI hub (else pattern matching)"
+    )
+    BRAID_MCP_URL: OptionalStr = Field(
+        None, description="External AI hub URL; empty = the hub inside this server (/mcp/run)"
+    )
+    TRANSCRIPT_ANALYSIS_MODEL: str = Field(
+        "gpt-4o-mini", description="Model for transcript analysis"
+    )
+    OPENAI_API_KEY: OptionalStr = Field(
+        None, description="Last-resort OpenAI key (after tenant and system settings)"
+    )
+    OPENAI_BASE_URL: OptionalStr = Field(
+        None, description="OpenAI-compatible API base URL (empty = OpenAI)"
+    )
+    DEFAULT_OPENAI_MODEL: str = Field("gpt-4o-mini", description="Default LLM model")
 
     # -- C.A.R.E. (13.8) -----------------------------------------------------------------
-    CARE_ENABLED: bool = False
-    CARE_POLICY_MODE: CarePolicyMode = CarePolicyMode.STRICT
-    CARE_SENTIMENT_THRESHOLD: float = Field(0.5, ge=0.0, le=1.0)
-    CARE_LEAD_STAGNANT_DAYS: int = Field(7, ge=1)
-    CARE_DEAL_DECAY_DAYS: int = Field(3, ge=1)
-    CARE_ACTIVITY_OVERDUE_THRESHOLD: int = Field(1, ge=0)
-    CARE_OPPORTUNITY_HOT_DAYS: int = Field(2, ge=1)
-    CARE_WORKFLOW_TRIGGERS_ENABLED: bool = False
-    CARE_WORKFLOW_ESCALATION_WEBHOOK_URL: OptionalStr = None
-    CARE_WORKFLOW_WEBHOOK_SECRET: OptionalStr = None
-    CARE_WORKFLOW_WEBHOOK_TIMEOUT_MS: int = Field(3000, ge=100)
-    CARE_WORKFLOW_WEBHOOK_MAX_RETRIES: int = Field(2, ge=0, le=20)
-    CARE_AUDIT_LOG_RETENTION_DAYS: int = Field(90, ge=1)
+    CARE_ENABLED: bool = Field(
+        False, description="C.A.R.E. master kill switch (false = no autonomous actions)"
+    )
+    CARE_POLICY_MODE: CarePolicyMode = Field(
+        CarePolicyMode.STRICT, description="strict, permissive or readonly"
+    )
+    CARE_SENTIMENT_THRESHOLD: float = Field(
+        0.5, ge=0.0, le=1.0, description="0.0-1.0, lower = more sensitive"
+    )
+    CARE_LEAD_STAGNANT_DAYS: int = Field(7, ge=1, description="Days before a lead is stagnant")
+    CARE_DEAL_DECAY_DAYS: int = Field(3, ge=1, description="Days before a high-value deal decays")
+    CARE_ACTIVITY_OVERDUE_THRESHOLD: int = Field(
+        1, ge=0, description="Days past due before a task is overdue"
+    )
+    CARE_OPPORTUNITY_HOT_DAYS: int = Field(
+        2, ge=1, description="Days without contact for a hot opportunity"
+    )
+    CARE_WORKFLOW_TRIGGERS_ENABLED: bool = Field(
+        False, description="POST escalations to the workflow webhook"
+    )
+    CARE_WORKFLOW_ESCALATION_WEBHOOK_URL: OptionalStr = Field(
+        None, description="Workflow webhook URL"
+    )
+    CARE_WORKFLOW_WEBHOOK_SECRET: OptionalStr = Field(
+        None, description="HMAC-SHA256 secret for X-AISHA-SIGNATURE"
+    )
+    CARE_WORKFLOW_WEBHOOK_TIMEOUT_MS: int = Field(
+        3000, ge=100, description="Webhook HTTP timeout (ms)"
+    )
+    CARE_WORKFLOW_WEBHOOK_MAX_RETRIES: int = Field(
+        2, ge=0, le=20, description="Webhook retry attempts"
+    )
+    CARE_AUDIT_LOG_RETENTION_DAYS: int = Field(
+        90, ge=1, description="Days care_audit_log rows are kept"
+    )
 
     # -- sync ----------------------------------------------------------------------------
-    SYNC_TOMBSTONE_RETENTION_DAYS: int = Field(90, ge=1)
+    SYNC_TOMBSTONE_RETENTION_DAYS: int = Field(
+        90, ge=1, description="Days deletions stay in the sync change feed"
+    )
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -259,7 +299,7 @@ def load_settings(
     if data_dir is not None:
         values.setdefault("AISHA_DATA_DIR", data_dir)
     try:
-        return Settings(_env_file=tuple(files) or None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=tuple(files) or None, **values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
@@ -276,6 +316,79 @@ def _describe(exc: ValidationError) -> list[str]:
         else:
             lines.append(f"{name}: {message}")
     return lines
+
+
+# Where each section of `.env.example` starts, in declaration order.
+SECTIONS = {
+    "PORT": "Server (guide Appendix A)",
+    "DATABASE_URL": "Database",
+    "JWT_SECRET": "Security",
+    "SMTP_HOST": "Integrations",
+    "LOG_LEVEL": "Logging",
+    "CAMPAIGN_WORKER_ENABLED": "Campaign worker and webhooks (guide 9.5)",
+    "USE_BRAID_MCP_TRANSCRIPT_ANALYSIS": "Call flow and AI (guide 9.6, 9.7)",
+    "CARE_ENABLED": "C.A.R.E. (guide 13.8)",
+    "SYNC_TOMBSTONE_RETENTION_DAYS": "Desktop sync",
+}
+SECRET_MARKERS = ("SECRET", "PASS", "KEY")
+
+
+def _default_text(name: str) -> str:
+    field = Settings.model_fields[name]
+    if field.default_factory is not None:
+        if name == "ALLOWED_ORIGINS":
+            return "http://localhost:4000"
+        return ""
+    value = field.default
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, StrEnum):
+        return value.value
+    return str(value)
+
+
+def env_example() -> str:
+    """The `.env.example` text: every setting, its help and its default, from the schema."""
+    lines = [
+        "# AiSHA server configuration.  Copy to .env (working directory or data directory)",
+        "# and adjust; the process environment overrides both.  Generated from",
+        "# aisha_server/config.py by `aisha-server config --example`; do not edit by hand.",
+    ]
+    for name, field in Settings.model_fields.items():
+        if name in SECTIONS:
+            lines += ["", f"# {'=' * 70}", f"# {SECTIONS[name]}", f"# {'=' * 70}"]
+        lines.append(f"# {field.description}")
+        default = _default_text(name)
+        commented = "# " if default == "" or name == "AISHA_DATA_DIR" else ""
+        if name == "AISHA_DATA_DIR":
+            default = "~/.local/share/aisha"
+        lines.append(f"{commented}{name}={default}")
+    return "\n".join(lines) + "\n"
+
+
+def describe(settings: Settings) -> list[tuple[str, str]]:
+    """Resolved settings for display, secrets masked."""
+    shown = []
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            text = ""
+        elif any(marker in name for marker in SECRET_MARKERS):
+            text = "***"
+        elif name == "DATABASE_URL":
+            from sqlalchemy.engine import make_url
+
+            text = make_url(str(value)).render_as_string(hide_password=True)
+        elif isinstance(value, list):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        shown.append((name, text))
+    return shown
 
 
 def generate_dev_secret() -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import TEST_JWT_SECRET
 
-COMMANDS = ["serve", "migrate", "create-superadmin", "create-tenant"]
+COMMANDS = ["serve", "migrate", "create-superadmin", "create-tenant", "config"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

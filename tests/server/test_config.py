@@ -128,3 +128,13 @@ def test_jwt_secret_strength(
 def test_missing_env_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(data_dir=tmp_path, env_file=tmp_path / "nope.env")
+
+
+def test_env_example_documents_every_setting_and_is_current() -> None:
+    from aisha_server.config import Settings, env_example
+
+    committed = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    assert committed == env_example(), "regenerate: aisha-server config --example > .env.example"
+    for name, field in Settings.model_fields.items():
+        assert f"{name}=" in committed
+        assert field.description and f"# {field.description}" in committed
