@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(config)
     config.add_argument("--example", action="store_true", help="print .env.example and exit")
+    config.add_argument(
+        "--markdown", action="store_true", help="print the reference table and exit"
+    )
     return parser
 
 
@@ -321,8 +324,11 @@ def _announce(settings: Settings, url: str, port: int, users: int, *, dev: bool)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from aisha_server.config import describe, env_example
+    from aisha_server.config import describe, env_example, markdown_table
 
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+        return 0
     if args.example:
         sys.stdout.write(env_example())
         return 0

@@ -368,6 +368,20 @@ def env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_table() -> str:
+    """The configuration reference of docs/configuration.md, from the schema."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        if name in SECTIONS:
+            lines += ["", f"### {SECTIONS[name]}", "", "| Variable | Default | Description |",
+                      "| --- | --- | --- |"]  # fmt: skip
+        default = _default_text(name) or "-"
+        if name == "AISHA_DATA_DIR":
+            default = "~/.local/share/aisha"
+        lines.append(f"| `{name}` | `{default}` | {field.description} |")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
 def describe(settings: Settings) -> list[tuple[str, str]]:
     """Resolved settings for display, secrets masked."""
     shown = []

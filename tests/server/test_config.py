@@ -138,3 +138,10 @@ def test_env_example_documents_every_setting_and_is_current() -> None:
     for name, field in Settings.model_fields.items():
         assert f"{name}=" in committed
         assert field.description and f"# {field.description}" in committed
+
+
+def test_configuration_reference_is_current() -> None:
+    from aisha_server.config import markdown_table
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert doc.endswith(markdown_table()), "regenerate the table: aisha-server config --markdown"
