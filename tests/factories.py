@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
 from aisha_server import keys
-from aisha_server.db.models import Employee, ModuleSetting, Tenant, User
+from aisha_server.auth.roles import Role
+from aisha_server.db.models import AuthSession, Employee, ModuleSetting, Tenant, User
 
 DEFAULT_PASSWORD = "Str0ng!Passw0rd"
 
@@ -113,6 +115,24 @@ async def login(client: Any, email: str, password: str = DEFAULT_PASSWORD) -> di
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def token_for(app: web.Application, user: SeededUser, *, ttl_days: int = 1) -> str:
+    """An access token for `user` minted without the login endpoint: a real `auth_sessions`
+    row plus the app's own token service, so the auth gate accepts it like a login's."""
+    expires = datetime.now(UTC) + timedelta(days=ttl_days)
+
+    def write(session: Session) -> uuid.UUID:
+        auth = AuthSession(user_id=user.id, tenant_id=user.tenant_id, expires_at=expires)
+        session.add(auth)
+        session.flush()
+        return auth.id
+
+    session_id = await app[keys.DB].run(write, system=True)
+    token, _ = app[keys.TOKENS].issue_access(
+        user_id=user.id, tenant_id=user.tenant_id, role=Role(user.role), session_id=session_id
+    )
+    return str(token)
 
 
 async def login_headers(client: Any, user: SeededUser) -> dict[str, str]:
