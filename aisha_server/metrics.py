@@ -7,7 +7,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -16,6 +15,10 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+
+# The classic text format, which is what generate_latest writes; prometheus_client >= 0.22
+# labels CONTENT_TYPE_LATEST version=1.0.0, which older scrapers do not recognise.
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
