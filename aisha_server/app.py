@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from aisha_server import keys, middlewares
+from aisha_server import cors, keys, middlewares
 from aisha_server.api import api_keys, auth, employees, permissions, system, tenants, users
 from aisha_server.api import docs as api_docs
 from aisha_server.auth.gate import AuthGate
@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app = web.Application(
         # Order matters, outermost first:
         middlewares=[
+            cors.cors,  # browser origins from ALLOWED_ORIGINS; answers preflights itself
             middlewares.observe,  # request id, metrics, access timing, the one error envelope
             middlewares.rate_limit,  # before auth: brute force costs nothing but a counter
             middlewares.authenticate,  # bearer JWT or X-API-Key -> Principal (cached, no DB trip)
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     directory = TenantDirectory(db)
 
     app[keys.SETTINGS] = settings
+    app[keys.CORS_ORIGINS] = cors.allowed_origins_for(settings)
     app[keys.DB] = db
     app[keys.METRICS] = metrics
     app[keys.TOKENS] = tokens

@@ -39,6 +39,7 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 SYSTEM_LOG: web.AppKey[SystemLogWriter] = web.AppKey("system_log")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
+CORS_ORIGINS: web.AppKey[frozenset[str]] = web.AppKey("cors_origins")
 # the generated OpenAPI document, built on first request
 OPENAPI: web.AppKey[OpenApiCache] = web.AppKey("openapi")
 
