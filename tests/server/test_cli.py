@@ -186,3 +186,42 @@ def test_migrate_and_bootstrap_commands(tmp_path: Path) -> None:
         assert "Log in:" in server.banner
     finally:
         server.stop()
+
+
+def test_commands_read_dotenv_from_data_dir_and_working_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".env").write_text("RATE_LIMIT_MAX=7\nJWT_SECRET=" + "s" * 40 + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".env").write_text("AUTH_RATE_LIMIT_MAX=3\n")
+    shown = run_cli("config", "--data-dir", str(data), cwd=work)
+    assert shown.returncode == 0, shown.stderr
+    values = {}
+    for line in shown.stdout.splitlines():
+        name, _, value = line.partition(" ")
+        values[name] = value
+    assert values["RATE_LIMIT_MAX"].strip() == "7"
+    assert values["AUTH_RATE_LIMIT_MAX"].strip() == "3"
+    assert values["JWT_SECRET"].strip() == "***"
+    assert "warning" not in shown.stderr
+    # the same .env reaches serve: a broken value there stops it with one line
+    (data / ".env").write_text("RATE_LIMIT_MAX=seven\n")
+    broken = run_cli("serve", "--data-dir", str(data), cwd=work)
+    assert broken.returncode == 2
+    assert broken.stderr.count("\n") == 1 and "RATE_LIMIT_MAX" in broken.stderr
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_serve_on_postgresql(backend: str, database_url: str, tmp_path: Path) -> None:
+    """DATABASE_URL in the guide's postgresql:// form: serve migrates (already at head here)
+    and answers with the database up."""
+    env = cli_env(DATABASE_URL=database_url, JWT_SECRET=TEST_JWT_SECRET)
+    server = start_server("--data-dir", str(tmp_path), env=env, cwd=tmp_path)
+    try:
+        assert "database: PostgreSQL" in server.banner
+        status, body = server.get("/api/status")
+        assert status == 200
+        assert b'"database":"ok"' in body and b'"database_backend":"postgresql"' in body
+    finally:
+        assert server.stop() == 0
