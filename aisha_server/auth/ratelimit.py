@@ -7,12 +7,18 @@ window frees (the 429's `retryAfter` and `Retry-After`).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("aisha.ratelimit")
+
+RETRY_REDIS_AFTER = 5.0  # seconds between reconnection attempts while Redis is unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +69,43 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    """INCR + PEXPIRE NX + PTTL in one round trip; every instance sees the same counters."""
+    """INCR + PEXPIRE NX + PTTL in one round trip; every instance sees the same counters.
 
-    def __init__(self, url: str, *, prefix: str = "aisha:rl:") -> None:
-        self._redis = aioredis.from_url(url)
+    Redis is an optional helper, not a dependency of every request: while it cannot be
+    reached, this instance counts in memory (limits then apply per instance) and says so
+    in the log, instead of failing every request with a 500.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "aisha:rl:", timeout: float = 0.5) -> None:
+        self._redis = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._prefix = prefix
+        self._fallback = MemoryRateLimiter()
+        self._degraded_since: float | None = None
+        self._last_failure = 0.0
 
     async def hit(self, bucket: str, client: str, *, limit: int, window_ms: int) -> Verdict:
         key = f"{self._prefix}{bucket}:{client}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.pexpire(key, window_ms, nx=True)
-            pipe.pttl(key)
-            count, _, ttl_ms = await pipe.execute()
+        if (
+            self._degraded_since is not None
+            and time.monotonic() - self._last_failure < RETRY_REDIS_AFTER
+        ):
+            # do not pay a connect timeout on every request while Redis is away
+            return await self._fallback.hit(bucket, client, limit=limit, window_ms=window_ms)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.pexpire(key, window_ms, nx=True)
+                pipe.pttl(key)
+                count, _, ttl_ms = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._last_failure = time.monotonic()
+            if self._degraded_since is None:
+                self._degraded_since = time.monotonic()
+                log.warning("[WARN] Redis rate limiter unavailable, counting in memory: %s", exc)
+            return await self._fallback.hit(bucket, client, limit=limit, window_ms=window_ms)
+        if self._degraded_since is not None:
+            self._degraded_since = None
+            log.warning("[WARN] Redis rate limiter reachable again")
         if int(count) > limit:
             ttl = int(ttl_ms) if int(ttl_ms) > 0 else window_ms
             return Verdict(False, max(1, math.ceil(ttl / 1000)), 0)
@@ -85,4 +115,5 @@ class RedisRateLimiter:
         return bool(await self._redis.ping())
 
     async def close(self) -> None:
+        await self._fallback.close()
         await self._redis.aclose()
