@@ -801,13 +801,13 @@ class UserService:
             ]
             session.add_all(users)
             session.flush()
-            names = dict(
-                session.execute(
-                    select(Tenant.id, Tenant.name).where(
-                        Tenant.id.in_({p.tenant_id for p in prepared})
-                    )
-                ).tuples()
-            )
+            tenant_ids = {p.tenant_id for p in prepared}
+            names: dict[uuid.UUID, str] = {
+                row.id: row.name
+                for row in session.execute(
+                    select(Tenant.id, Tenant.name).where(Tenant.id.in_(tenant_ids))
+                )
+            }
             invites: list[_Invite] = []
             for user in users:
                 invitation, invite = self._new_invitation(
