@@ -36,7 +36,6 @@ from aisha_server.services.users import (
     NewUser,
     UserChanges,
     UserFilter,
-    UserPage,
     UserRecord,
 )
 
@@ -65,13 +64,6 @@ class UserOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
-
-
-class UserListOut(BaseModel):
-    users: list[UserOut]
-    total: int
-    limit: int
-    offset: int
 
 
 class UserListQuery(BaseModel):
@@ -151,12 +143,6 @@ def _user(record: UserRecord) -> UserOut:
     return UserOut.model_validate(record)
 
 
-def _page(page: UserPage) -> UserListOut:
-    return UserListOut(
-        users=[_user(u) for u in page.users], total=page.total, limit=page.limit, offset=page.offset
-    )
-
-
 def _report(report: ImportReport) -> ImportOut:
     return ImportOut(
         created=report.created,
@@ -192,7 +178,8 @@ def _documents_body(model: type[BaseModel]) -> Callable[[Handler], Handler]:
     summary="List users (admins: their tenant; superadmin: all or one tenant)",
     tags=TAGS,
     query=UserListQuery,
-    response=UserListOut,
+    response=list[UserOut],
+    description="`data` is the page; `pagination` gives limit, offset and the total count.",
 )
 async def list_users(request: web.Request, query: UserListQuery) -> web.Response:
     tenant = await tenant_for(request, None, required=False)
@@ -204,7 +191,10 @@ async def list_users(request: web.Request, query: UserListQuery) -> web.Response
         offset=query.offset,
     )
     page = await request.app[keys.USER_SERVICE].list_users(principal(request), tenant, filters)
-    return success(_page(page))
+    return success(
+        [_user(u) for u in page.users],
+        pagination={"limit": page.limit, "offset": page.offset, "total": page.total},
+    )
 
 
 async def _caller_or_bootstrap(request: web.Request) -> Principal | None:

@@ -358,30 +358,28 @@ async def test_admin_lists_own_tenant_only(client: Any, world: World) -> None:
     resp = await client.get("/api/users", headers=headers)
     body = await body_of(resp)
     assert resp.status == 200, body
-    emails = {u["email"] for u in body["data"]["users"]}
+    emails = {u["email"] for u in body["data"]}
     assert emails == {"admin@alpha.example.com", "emp@alpha.example.com", "mgr@alpha.example.com"}
-    assert body["data"]["total"] == 3
-    assert body["data"]["limit"] == 50 and body["data"]["offset"] == 0
-    assert all("password_hash" not in u for u in body["data"]["users"])
+    assert body["pagination"] == {"limit": 50, "offset": 0, "total": 3}
+    assert all("password_hash" not in u for u in body["data"])
 
 
 async def test_list_filters_and_paging(client: Any, world: World) -> None:
     headers = await auth(world.app, world.admin_a)
     resp = await client.get("/api/users", params={"q": "ERIN"}, headers=headers)
-    data = (await body_of(resp))["data"]
-    assert [u["email"] for u in data["users"]] == ["emp@alpha.example.com"]
+    assert [u["email"] for u in (await body_of(resp))["data"]] == ["emp@alpha.example.com"]
     resp = await client.get("/api/users", params={"q": "mgr@"}, headers=headers)
-    assert [u["email"] for u in (await body_of(resp))["data"]["users"]] == ["mgr@alpha.example.com"]
+    assert [u["email"] for u in (await body_of(resp))["data"]] == ["mgr@alpha.example.com"]
     resp = await client.get("/api/users", params={"q": "%"}, headers=headers)
-    assert (await body_of(resp))["data"]["total"] == 0
+    assert (await body_of(resp))["pagination"]["total"] == 0
     resp = await client.get("/api/users", params={"role": "manager"}, headers=headers)
-    assert [u["email"] for u in (await body_of(resp))["data"]["users"]] == ["mgr@alpha.example.com"]
+    assert [u["email"] for u in (await body_of(resp))["data"]] == ["mgr@alpha.example.com"]
     resp = await client.get("/api/users", params={"status": "disabled"}, headers=headers)
-    assert (await body_of(resp))["data"]["total"] == 0
+    assert (await body_of(resp))["pagination"]["total"] == 0
     resp = await client.get("/api/users", params={"limit": 2, "offset": 2}, headers=headers)
-    data = (await body_of(resp))["data"]
-    assert data["total"] == 3 and len(data["users"]) == 1
-    assert data["users"][0]["email"] == "mgr@alpha.example.com"
+    page = await body_of(resp)
+    assert page["pagination"] == {"limit": 2, "offset": 2, "total": 3}
+    assert [u["email"] for u in page["data"]] == ["mgr@alpha.example.com"]
     for bad in (
         {"limit": 501},
         {"limit": 0},
@@ -413,13 +411,14 @@ async def test_admin_naming_other_tenant_in_list_is_403(client: Any, world: Worl
 async def test_superadmin_lists_all_or_one_tenant(client: Any, world: World) -> None:
     headers = await auth(world.app, world.root)
     resp = await client.get("/api/users", headers=headers)
-    data = (await body_of(resp))["data"]
-    assert data["total"] == 6
+    assert (await body_of(resp))["pagination"]["total"] == 6
     resp = await client.get("/api/users", params={"tenant_id": "beta"}, headers=headers)
-    data = (await body_of(resp))["data"]
-    assert {u["email"] for u in data["users"]} == {"admin@beta.example.com", "emp@beta.example.com"}
+    assert {u["email"] for u in (await body_of(resp))["data"]} == {
+        "admin@beta.example.com",
+        "emp@beta.example.com",
+    }
     resp = await client.get("/api/users", headers={**headers, "X-Tenant-ID": str(world.a.id)})
-    assert (await body_of(resp))["data"]["total"] == 3
+    assert (await body_of(resp))["pagination"]["total"] == 3
 
 
 # -- get ----------------------------------------------------------------------------------------
@@ -612,7 +611,7 @@ async def test_admin_soft_deletes_user(client: Any, world: World) -> None:
     assert (await client.get(target, headers=admin)).status == 404
     assert (await client.delete(target, headers=admin)).status == 404
     listed = await body_of(await client.get("/api/users", headers=admin))
-    assert "emp@alpha.example.com" not in {u["email"] for u in listed["data"]["users"]}
+    assert "emp@alpha.example.com" not in {u["email"] for u in listed["data"]}
 
 
 async def test_delete_rules(client: Any, world: World) -> None:
