@@ -167,3 +167,38 @@ async def test_deleting_user_revokes_invitation(client: Any, smtp_sink: Any) -> 
     assert (await client.delete(f"/api/users/{user['id']}", headers=headers)).status == 200
     invitations = await _invitations(app, uuid.UUID(user["id"]))
     assert invitations and all(i.revoked_at is not None for i in invitations)
+
+
+async def test_full_flow_through_accept_invitation(client: Any, smtp_sink: Any) -> None:
+    """Invite -> resend -> the first link is dead, the second sets the password and logs in."""
+    app = client.app
+    tenant = await make_tenant(app)
+    admin = await make_user(app, role="admin", tenant_id=tenant.id)
+    headers = await auth(app, admin)
+    user = await _invite_new(client, headers, "flow@example.com")
+    assert (await client.post(f"/api/users/{user['id']}/invite", headers=headers)).status == 200
+    await app[keys.MAILER].drain()
+    mails = await smtp_sink.wait_for(2)
+    first, second = (LINK.search(m.get_content()).group(1) for m in mails)  # type: ignore[union-attr]
+
+    resp = await client.post(
+        "/api/auth/accept-invitation", json={"token": first, "password": "Fl0w!Password"}
+    )
+    assert resp.status == 400
+    resp = await client.post(
+        "/api/auth/accept-invitation", json={"token": second, "password": "Fl0w!Password"}
+    )
+    body = await resp.json()
+    assert resp.status == 200, body
+    token = body["data"]["token"]
+
+    me = await client.get(f"/api/users/{user['id']}", headers={"Authorization": f"Bearer {token}"})
+    data = (await me.json())["data"]
+    assert me.status == 200
+    assert data["status"] == "active" and data["has_password"] is True
+    # an accepted invitation cannot be resent
+    assert (await client.post(f"/api/users/{user['id']}/invite", headers=headers)).status == 409
+    login = await client.post(
+        "/api/auth/login", json={"email": "flow@example.com", "password": "Fl0w!Password"}
+    )
+    assert login.status == 200
