@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from aisha_server.auth.authorize import role_permits
+from aisha_server.auth.authorize import allows, require, role_permits
+from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import MATRIX, Capability, Role, role_allows
+from aisha_server.errors import PermissionDenied
 from tests.factories import make_tenant
 from tests.server.session_tokens import user_with_headers
 
@@ -115,3 +117,67 @@ async def test_matrix_row_over_http(client: Any, capability: Capability, request
     expected = {role: ("2xx" if EXPECTED[capability][role] else 403) for role in COLUMNS}
     got = {role: ("2xx" if 200 <= s < 300 else s) for role, s in answers.items()}
     assert got == expected
+
+
+# -- custom grants and key scopes on top of the matrix ------------------------------------
+
+
+def _principal(
+    role: Role, grants: set[tuple[str, str]] | None = None, key: set[str] | None = None
+) -> Principal:
+    return Principal(
+        user_id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        role=role,
+        custom_grants=frozenset(grants or ()),
+        key_permissions=frozenset(key) if key is not None else None,
+    )
+
+
+GRANT_CASES = [
+    # (role, custom grants, key permissions, resource, action, allowed)
+    (Role.EMPLOYEE, set(), None, "contacts", "delete", False),
+    (Role.EMPLOYEE, {("contacts", "delete")}, None, "contacts", "delete", True),
+    (Role.EMPLOYEE, {("*", "delete")}, None, "leads", "delete", True),
+    (Role.EMPLOYEE, {("contacts", "write")}, None, "contacts", "delete", True),
+    (Role.EMPLOYEE, {("contacts", "write")}, None, "contacts", "export", False),
+    (Role.EMPLOYEE, {("contacts", "manage")}, None, "contacts", "export", True),
+    (Role.EMPLOYEE, {("accounts", "*")}, None, "contacts", "delete", False),
+    (Role.MANAGER, set(), None, "contacts", "update", True),
+    (Role.MANAGER, set(), None, "contacts", "write", False),  # write includes delete
+    (Role.SUPPORT, set(), None, "contacts", "write", False),
+    (Role.ADMIN, set(), {"read:contacts"}, "contacts", "read", True),
+    (Role.ADMIN, set(), {"read:contacts"}, "contacts", "update", False),
+    (Role.ADMIN, set(), {"write:*"}, "contacts", "delete", True),
+    (Role.ADMIN, set(), {"*"}, "tenants", "create", False),  # a key never exceeds its role
+    (Role.SUPERADMIN, set(), None, "anything", "delete", True),
+]
+
+
+@pytest.mark.parametrize(("role", "grants", "key", "resource", "action", "allowed"), GRANT_CASES)
+def test_allows_combines_matrix_grants_and_key_scope(
+    role: Role,
+    grants: set[tuple[str, str]],
+    key: set[str] | None,
+    resource: str,
+    action: str,
+    allowed: bool,
+) -> None:
+    assert allows(_principal(role, grants, key), resource, action) is allowed
+
+
+def test_require_accepts_the_matrix_or_a_covering_grant() -> None:
+    require(_principal(Role.SUPERADMIN), Capability.SYSTEM_CONFIG)
+    with pytest.raises(PermissionDenied):
+        require(_principal(Role.ADMIN), Capability.SYSTEM_CONFIG, grant=("permissions", "read"))
+    auditor = _principal(Role.ADMIN, {("permissions", "read")})
+    require(auditor, Capability.SYSTEM_CONFIG, grant=("permissions", "read"))
+    with pytest.raises(PermissionDenied):
+        require(auditor, Capability.SYSTEM_CONFIG, grant=("permissions", "create"))
+    with pytest.raises(PermissionDenied):
+        require(auditor, Capability.SYSTEM_CONFIG)  # no grant named: the matrix alone
+    scoped = _principal(Role.ADMIN, key={"read:users"})
+    require(scoped, Capability.USER_MANAGEMENT, grant=("users", "read"))
+    with pytest.raises(PermissionDenied) as caught:
+        require(scoped, Capability.USER_MANAGEMENT, grant=("users", "delete"))
+    assert caught.value.message == "API key lacks permission delete:users"
