@@ -74,6 +74,10 @@ async def test_bootstrap_creates_first_superadmin_then_closes(client: Any) -> No
     assert created["status"] == "active"
     assert created["has_password"] is True
     assert "password_hash" not in created
+    login = await client.post(
+        "/api/auth/login", json={"email": "admin@example.com", "password": "SecurePass123!"}
+    )
+    assert login.status == 200
 
     again = await client.post(
         "/api/users",
