@@ -91,7 +91,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
 
     app[keys.SYSTEM_SERVICE] = SystemService(settings, db, metrics)
     app[keys.AUTH_SERVICE] = AuthService(settings, db, tokens, passwords, gate, mailer, system_log)
-    app[keys.TENANT_SERVICE] = TenantService(settings, db, directory)
+    app[keys.TENANT_SERVICE] = TenantService(settings, db, directory, gate)
     app[keys.USER_SERVICE] = UserService(settings, db, passwords, gate, mailer)
     app[keys.EMPLOYEE_SERVICE] = EmployeeService(db, gate)
     app[keys.API_KEY_SERVICE] = ApiKeyService(db, gate)

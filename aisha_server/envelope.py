@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -11,6 +12,8 @@ JSON_CONTENT_TYPE = "application/json"
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):  # e.g. asyncpg's own UUID type, which orjson refuses
+        return str(value)
     # pydantic models and anything else with a JSON form
     dump = getattr(value, "model_dump", None)
     if dump is not None:

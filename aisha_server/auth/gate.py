@@ -27,6 +27,7 @@ from aisha_server.db.models import (
     Employee,
     Permission,
     RolePermission,
+    Tenant,
     User,
 )
 from aisha_server.db.uow import Database
@@ -61,6 +62,18 @@ def load_department(session: Session, user_id: uuid.UUID) -> str | None:
         .where(Employee.user_id == user_id, Employee.deleted_at.is_(None))
         .limit(1)
     )
+
+
+def tenant_problem(session: Session, tenant_id: uuid.UUID | None) -> str | None:
+    """Why a tenant's users and keys may not work now (suspended, archived, deleted), or None."""
+    if tenant_id is None:
+        return None
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None or tenant.deleted_at is not None or tenant.status == "archived":
+        return "Tenant no longer exists"
+    if tenant.status != ACTIVE:
+        return f"Tenant is {tenant.status}"
+    return None
 
 
 def _user_principal(
@@ -127,6 +140,9 @@ class AuthGate:
             return _SessionState(None, "Account no longer exists", "account_missing", None)
         if user.status != ACTIVE:
             return _SessionState(None, "Account is disabled", "account_disabled", None)
+        problem = tenant_problem(session, user.tenant_id)
+        if problem is not None:
+            return _SessionState(None, problem, "tenant_inactive", None)
         principal = _user_principal(session, user, session_id=session_id)
         if principal is None:
             return _SessionState(None, "Account has an unknown role", "invalid_role", None)
@@ -159,6 +175,9 @@ class AuthGate:
             return _SessionState(None, "Invalid API key", "invalid_api_key", None)
         if key.revoked_at is not None:
             return _SessionState(None, "API key has been revoked", "api_key_revoked", None)
+        problem = tenant_problem(session, key.tenant_id)
+        if problem is not None:
+            return _SessionState(None, problem, "tenant_inactive", None)
         role = Role.ADMIN
         email = ""
         user_id = None

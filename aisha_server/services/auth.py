@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from aisha_server.auth.gate import AuthGate
+from aisha_server.auth.gate import AuthGate, tenant_problem
 from aisha_server.auth.passwords import PasswordHashing, check_new_password
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability, Role, parse_role
@@ -108,6 +108,7 @@ class CurrentPrincipal(BaseModel):
 class _Account:
     user: AuthUser
     password_hash: str | None
+    tenant_problem: str | None
 
 
 def _auth_user(user: User) -> AuthUser:
@@ -188,6 +189,9 @@ class AuthService:
         if user.status != ACTIVE or role is None:
             self._auth_failed(email, "Account disabled", account, ip_address, level="warn")
             raise PermissionDenied(ACCOUNT_DISABLED, code="account_disabled")
+        if account.tenant_problem is not None:
+            self._auth_failed(email, account.tenant_problem, account, ip_address, level="warn")
+            raise PermissionDenied(account.tenant_problem, code="tenant_inactive")
         new_hash = await self._passwords.hash(password) if needs_rehash else None
         pending = self._new_session(ip_address, user_agent)
 
@@ -211,7 +215,9 @@ class AuthService:
         user = session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
         if user is None:
             return None
-        return _Account(_auth_user(user), user.password_hash)
+        return _Account(
+            _auth_user(user), user.password_hash, tenant_problem(session, user.tenant_id)
+        )
 
     def _auth_failed(
         self,
@@ -351,6 +357,7 @@ class AuthService:
             or user.deleted_at is not None
             or user.status != ACTIVE
             or parse_role(user.role) is None
+            or tenant_problem(session, user.tenant_id) is not None
         ):
             return _Rotation("disabled", auth.id, who)
         # Claim the token atomically: of two concurrent refreshes with it, one wins and the

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aisha_server.auth.authorize import require, require_allowed
+from aisha_server.auth.gate import AuthGate
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability
 from aisha_server.config import Settings
@@ -314,7 +315,10 @@ def _slug_conflict(slug: str) -> Conflict:
 
 
 class TenantService:
-    def __init__(self, settings: Settings, db: Database, directory: TenantDirectory) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, directory: TenantDirectory, gate: AuthGate
+    ) -> None:
+        self._gate = gate
         self._settings = settings
         self._db = db
         self._directory = directory
@@ -511,6 +515,9 @@ class TenantService:
             raise _slug_conflict(changes.slug or "") from None
         if changes.slug is not None:
             self._directory.forget()
+        if changes.status is not None:
+            # a suspended tenant's sessions and keys stop working now, not in 5 seconds
+            self._gate.forget_all()
         return view
 
     @staticmethod
@@ -555,6 +562,7 @@ class TenantService:
 
         view = await self._db.run(write, system=True)
         self._directory.forget()
+        self._gate.forget_all()
         return view
 
     # -- rules ----------------------------------------------------------------------------
