@@ -74,15 +74,26 @@ class Metrics:
         self.db_pool_checked_out = Gauge(
             "aisha_db_pool_checked_out", "Database connections in use", registry=self.registry
         )
+        self._request_counters: dict[tuple[str, str, int], Counter] = {}
+        self._latency_histograms: dict[str, Histogram] = {}
         self._recent: deque[tuple[float, float, bool]] = deque(maxlen=window_size)
         self.started = time.time()
         self.total_requests = 0
         self.total_errors = 0
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        # `labels()` validates and locks on every call; the children it returns are stable,
+        # so they are looked up once per label set (bounded by routes x methods x statuses)
+        key = (method, route, status)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.requests.labels(method, route, str(status))
+        counter.inc()
+        histogram = self._latency_histograms.get(route)
+        if histogram is None:
+            histogram = self._latency_histograms[route] = self.latency.labels(route)
+        histogram.observe(seconds)
         is_error = status >= 500
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
         self._recent.append((time.monotonic(), seconds, is_error))
         self.total_requests += 1
         if is_error:
