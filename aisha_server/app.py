@@ -46,13 +46,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         raise ValueError("create_app needs settings.JWT_SECRET (the CLI generates one for --dev)")
     app = web.Application(
         # Order matters, outermost first:
+        # Order matters, outermost first.  `guard` runs its admission steps in this order:
+        # rate limit (before auth: brute force costs only a counter) -> authenticate (bearer
+        # JWT or X-API-Key, cached, no DB trip) -> tenant (X-Tenant-ID / ?tenant_id= -> UUID,
+        # 403 for foreign tenants) -> read-only guard (PRODUCTION_READONLY).
         middlewares=[
-            cors.cors,  # browser origins from ALLOWED_ORIGINS; answers preflights itself
-            middlewares.observe,  # request id, metrics, access timing, the one error envelope
-            middlewares.rate_limit,  # before auth: brute force costs nothing but a counter
-            middlewares.authenticate,  # bearer JWT or X-API-Key -> Principal (cached, no DB trip)
-            middlewares.tenant,  # X-Tenant-ID / ?tenant_id= -> UUID, 403 for foreign tenants
-            middlewares.readonly_guard,  # PRODUCTION_READONLY: refuse mutations, allow login
+            middlewares.observe,  # CORS, request id, metrics, timing, the one error envelope
+            middlewares.guard,  # admission: rate limit -> auth -> tenant -> read-only
         ],
         client_max_size=max(settings.AISHA_MAX_BODY_BYTES, settings.AISHA_MAX_UPLOAD_BYTES),
     )
@@ -78,6 +78,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
 
     app[keys.SETTINGS] = settings
     app[keys.CORS_ORIGINS] = cors.allowed_origins_for(settings)
+    app[keys.REQUEST_IDS] = middlewares.request_id_source()
     app[keys.DB] = db
     app[keys.METRICS] = metrics
     app[keys.TOKENS] = tokens

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import gc
 import getpass
 import logging
 import os
@@ -272,6 +273,11 @@ async def _serve(settings: Settings, lock: ServerLock | None, *, dev: bool) -> i
         lock.record(f"pid {os.getpid()}, {url}")
     users = await _count_users(app)
     _announce(settings, url, port, users, dev=dev)
+    # Everything built so far (models, metadata, schemas, the app) lives as long as the
+    # process: move it out of the collector's sight so collections triggered by request
+    # garbage stay cheap instead of re-walking the whole start-up heap.
+    gc.collect()
+    gc.freeze()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -40,6 +41,7 @@ MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 SYSTEM_LOG: web.AppKey[SystemLogWriter] = web.AppKey("system_log")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
 CORS_ORIGINS: web.AppKey[frozenset[str]] = web.AppKey("cors_origins")
+REQUEST_IDS: web.AppKey[Callable[[], str]] = web.AppKey("request_ids")
 # the generated OpenAPI document, built on first request
 OPENAPI: web.AppKey[OpenApiCache] = web.AppKey("openapi")
 

@@ -4,17 +4,14 @@ for the percentiles and error rate that `GET /api/system/metrics` reports."""
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # The classic text format, which is what generate_latest writes; prometheus_client >= 0.22
 # labels CONTENT_TYPE_LATEST version=1.0.0, which older scrapers do not recognise.
@@ -42,23 +39,47 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
+class _RequestCollector(Collector):
+    """Exposes the request counters and latency histograms kept in plain dictionaries.
+
+    The event loop is the only writer, so per-request accounting needs neither
+    prometheus_client's per-value locks nor its label validation: it is a few dictionary
+    and list operations, and the Prometheus families are built only when scraped.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        counts = CounterMetricFamily(
+            "aisha_http_requests", "HTTP requests handled", labels=["method", "route", "status"]
+        )
+        for (method, route, status), value in sorted(self._metrics.request_counts.items()):
+            counts.add_metric([method, route, str(status)], value)
+        yield counts
+        latency = HistogramMetricFamily(
+            "aisha_http_request_duration_seconds", "HTTP request latency", labels=["route"]
+        )
+        for route, (buckets, total) in sorted(self._metrics.latency.items()):
+            cumulative = 0
+            points = []
+            for bound, count in zip(BUCKETS, buckets, strict=False):
+                cumulative += count
+                points.append((repr(bound), cumulative))
+            cumulative += buckets[-1]
+            points.append(("+Inf", cumulative))
+            latency.add_metric([route], points, total)
+        yield latency
+
+
 class Metrics:
     def __init__(self, *, window_size: int = 20_000) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
-        self.requests = Counter(
-            "aisha_http_requests_total",
-            "HTTP requests handled",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "aisha_http_request_duration_seconds",
-            "HTTP request latency",
-            ["route"],
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
+        # (method, route, status) -> count; route -> ([count per bucket..., overflow], sum)
+        self.request_counts: dict[tuple[str, str, int], int] = {}
+        self.latency: dict[str, tuple[list[int], float]] = {}
+        self.registry.register(_RequestCollector(self))
         self.auth_failures = Counter(
             "aisha_auth_failures_total",
             "Failed authentications",
@@ -71,28 +92,20 @@ class Metrics:
             ["bucket"],
             registry=self.registry,
         )
-        self.db_pool_checked_out = Gauge(
-            "aisha_db_pool_checked_out", "Database connections in use", registry=self.registry
-        )
-        self._request_counters: dict[tuple[str, str, int], Counter] = {}
-        self._latency_histograms: dict[str, Histogram] = {}
         self._recent: deque[tuple[float, float, bool]] = deque(maxlen=window_size)
         self.started = time.time()
         self.total_requests = 0
         self.total_errors = 0
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        # `labels()` validates and locks on every call; the children it returns are stable,
-        # so they are looked up once per label set (bounded by routes x methods x statuses)
         key = (method, route, status)
-        counter = self._request_counters.get(key)
-        if counter is None:
-            counter = self._request_counters[key] = self.requests.labels(method, route, str(status))
-        counter.inc()
-        histogram = self._latency_histograms.get(route)
-        if histogram is None:
-            histogram = self._latency_histograms[route] = self.latency.labels(route)
-        histogram.observe(seconds)
+        counts = self.request_counts
+        counts[key] = counts.get(key, 0) + 1
+        entry = self.latency.get(route)
+        if entry is None:
+            entry = self.latency[route] = ([0] * (len(BUCKETS) + 1), 0.0)
+        entry[0][bisect_left(BUCKETS, seconds)] += 1
+        self.latency[route] = (entry[0], entry[1] + seconds)
         is_error = status >= 500
         self._recent.append((time.monotonic(), seconds, is_error))
         self.total_requests += 1

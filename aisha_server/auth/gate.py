@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,7 +40,7 @@ class _SessionState:
     principal: Principal | None
     problem: str | None
     code: str | None
-    expires_at: datetime | None
+    expires_at: float | None  # POSIX seconds, compared per request
 
 
 def load_custom_grants(session: Session, roles: Iterable[str]) -> frozenset[tuple[str, str]]:
@@ -107,24 +106,38 @@ class AuthGate:
         self._keys: dict[str, tuple[float, _SessionState]] = {}
 
     # -- bearer tokens ---------------------------------------------------------------------
-    async def principal_for_token(self, token: str) -> Principal:
+    def cached_principal_for_token(self, token: str) -> Principal | None:
+        """The principal from cache alone (no await on the hot path), or None when the
+        session's state must be read from the database first.  Raises like
+        `principal_for_token` for invalid tokens and refused sessions."""
         now = time.time()
         claims = self._tokens.verify_access(token, now=now)
         cached = self._sessions.get(claims.session_id)
         if cached is None or now - cached[0] > self._ttl:
-            state = await self._db.run(
-                lambda s: self._load_session(s, claims.user_id, claims.session_id),
-                system=True,
-                write=False,
-            )
-            self._sessions[claims.session_id] = (now, state)
-            if len(self._sessions) > 50_000:
-                self._sessions.clear()
-        else:
-            state = cached[1]
+            return None
+        return self._admit(cached[1], now)
+
+    async def principal_for_token(self, token: str) -> Principal:
+        principal = self.cached_principal_for_token(token)
+        if principal is not None:
+            return principal
+        now = time.time()
+        claims = self._tokens.verify_access(token, now=now)
+        state = await self._db.run(
+            lambda s: self._load_session(s, claims.user_id, claims.session_id),
+            system=True,
+            write=False,
+        )
+        self._sessions[claims.session_id] = (now, state)
+        if len(self._sessions) > 50_000:
+            self._sessions.clear()
+        return self._admit(state, now)
+
+    @staticmethod
+    def _admit(state: _SessionState, now: float) -> Principal:
         if state.principal is None:
             raise Unauthorized(state.problem or "Invalid session", code=state.code)
-        if state.expires_at is not None and state.expires_at.timestamp() <= now:
+        if state.expires_at is not None and state.expires_at <= now:
             raise Unauthorized("Session expired, please log in again", code="session_expired")
         return state.principal
 
@@ -146,7 +159,7 @@ class AuthGate:
         principal = _user_principal(session, user, session_id=session_id)
         if principal is None:
             return _SessionState(None, "Account has an unknown role", "invalid_role", None)
-        return _SessionState(principal, None, None, auth.expires_at)
+        return _SessionState(principal, None, None, auth.expires_at.timestamp())
 
     # -- API keys --------------------------------------------------------------------------
     async def principal_for_api_key(self, key: str) -> Principal:
@@ -164,7 +177,7 @@ class AuthGate:
             state = cached[1]
         if state.principal is None:
             raise Unauthorized(state.problem or "Invalid API key", code=state.code)
-        if state.expires_at is not None and state.expires_at.timestamp() <= now:
+        if state.expires_at is not None and state.expires_at <= now:
             raise Unauthorized("API key has expired", code="api_key_expired")
         return state.principal
 
@@ -208,7 +221,8 @@ class AuthGate:
             key_permissions=frozenset(key.permissions or []),
             custom_grants=grants,
         )
-        return _SessionState(principal, None, None, key.expires_at)
+        expires = key.expires_at.timestamp() if key.expires_at is not None else None
+        return _SessionState(principal, None, None, expires)
 
     # -- invalidation ----------------------------------------------------------------------
     def forget_session(self, session_id: uuid.UUID) -> None:
@@ -239,7 +253,3 @@ class AuthGate:
     def forget_all(self) -> None:
         self._sessions.clear()
         self._keys.clear()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -39,6 +39,7 @@ class SystemService:
         self._metrics = metrics
         self._probe_ttl = probe_ttl
         self._probe: _Probe | None = None
+        self._status: tuple[float, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
         self._process = psutil.Process(os.getpid())
         self.started_at = time.time()
@@ -61,8 +62,13 @@ class SystemService:
             return probe
 
     async def status(self) -> dict[str, Any]:
+        """Cached for a second: status is polled by load balancers and dashboards."""
+        now = time.monotonic()
+        cached = self._status
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
         probe = await self.database_probe()
-        return {
+        status = {
             "backend": "ok",
             "database": "ok" if probe.ok else "error",
             "database_backend": self._db.dialect,
@@ -70,6 +76,8 @@ class SystemService:
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "readonly": self._settings.PRODUCTION_READONLY,
         }
+        self._status = (now, status)
+        return status
 
     def memory(self) -> dict[str, Any]:
         info = self._process.memory_info()
