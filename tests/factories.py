@@ -117,9 +117,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def token_for(app: web.Application, user: SeededUser, *, ttl_days: int = 1) -> str:
-    """An access token for `user` minted without the login endpoint: a real `auth_sessions`
-    row plus the app's own token service, so the auth gate accepts it like a login's."""
+async def open_session(
+    app: web.Application, user: SeededUser, *, ttl_days: int = 1
+) -> tuple[uuid.UUID, str]:
+    """(session id, access token) of a login session minted without the login endpoint: a
+    real `auth_sessions` row plus the app's own token service, so the auth gate accepts it
+    exactly like a login's (and tests skip an argon2 verify per user)."""
     expires = datetime.now(UTC) + timedelta(days=ttl_days)
 
     def write(session: Session) -> uuid.UUID:
@@ -132,7 +135,22 @@ async def token_for(app: web.Application, user: SeededUser, *, ttl_days: int = 1
     token, _ = app[keys.TOKENS].issue_access(
         user_id=user.id, tenant_id=user.tenant_id, role=Role(user.role), session_id=session_id
     )
-    return str(token)
+    return session_id, str(token)
+
+
+async def token_for(app: web.Application, user: SeededUser, *, ttl_days: int = 1) -> str:
+    return (await open_session(app, user, ttl_days=ttl_days))[1]
+
+
+async def auth_headers(app: web.Application, user: SeededUser) -> dict[str, str]:
+    return bearer(await token_for(app, user))
+
+
+async def user_with_headers(
+    app: web.Application, role: str, tenant_id: uuid.UUID | None = None, **kwargs: Any
+) -> tuple[SeededUser, dict[str, str]]:
+    user = await make_user(app, role=role, tenant_id=tenant_id, **kwargs)
+    return user, await auth_headers(app, user)
 
 
 async def login_headers(client: Any, user: SeededUser) -> dict[str, str]:

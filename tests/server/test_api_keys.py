@@ -13,8 +13,7 @@ from aisha_server import keys
 from aisha_server.auth.tokens import digest
 from aisha_server.db.base import utcnow
 from aisha_server.db.models import ApiKey
-from tests.factories import make_tenant
-from tests.server.session_tokens import user_with_headers
+from tests.factories import make_tenant, user_with_headers
 
 
 async def _create_key(

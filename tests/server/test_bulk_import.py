@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from aisha_server import keys
 from aisha_server.db.models import Tenant, User, UserInvitation
 from tests.factories import SeededUser, make_tenant, make_user
-from tests.server.user_helpers import auth, rows, user_by_email
+from tests.factories import auth_headers as auth
+from tests.server.user_helpers import rows, user_by_email
 
 HEADER = "email,first_name,last_name,role,tenant_id\n"
 DENIED = "Access denied: Invalid tenant"

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from aisha_server import keys
 from aisha_server.db.models import Employee, Tenant, User
 from tests.factories import SeededUser, make_tenant, make_user
-from tests.server.user_helpers import auth, rows
+from tests.factories import auth_headers as auth
+from tests.server.user_helpers import rows
 
 DENIED = "Access denied: Invalid tenant"
 

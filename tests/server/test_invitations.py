@@ -14,8 +14,9 @@ from aisha_server import keys
 from aisha_server.auth.tokens import digest
 from aisha_server.db.base import utcnow
 from aisha_server.db.models import UserInvitation
+from tests.factories import auth_headers as auth
 from tests.factories import make_tenant, make_user
-from tests.server.user_helpers import auth, rows, user_row
+from tests.server.user_helpers import rows, user_row
 
 LINK = re.compile(r"http://crm\.test/accept-invitation\?token=([A-Za-z0-9_\-]+)")
 

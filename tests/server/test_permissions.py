@@ -11,8 +11,7 @@ from sqlalchemy import func, select, text
 from aisha_server import keys
 from aisha_server.auth.authorize import allows, has_grant
 from aisha_server.db.models import Permission, RolePermission
-from tests.factories import make_tenant
-from tests.server.session_tokens import user_with_headers
+from tests.factories import make_tenant, user_with_headers
 
 GUIDE_PERMISSIONS = [
     {

@@ -14,8 +14,7 @@ from aisha_server import keys
 from aisha_server.db.models import ModuleSetting, Tenant
 from aisha_server.errors import Invalid
 from aisha_server.services.tenants import DEFAULT_MODULES, slugify
-from tests.factories import make_tenant
-from tests.server.session_tokens import user_with_headers
+from tests.factories import make_tenant, user_with_headers
 
 GUIDE_TENANT = {
     "name": "Acme Corporation",

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from aisha_server import keys
 from aisha_server.auth.tokens import digest
 from aisha_server.db.models import ApiKey, AuthSession, Tenant
-from tests.factories import DEFAULT_PASSWORD, SeededUser, make_tenant, make_user
-from tests.server.user_helpers import auth, open_session, rows, user_by_email, user_row
+from tests.factories import DEFAULT_PASSWORD, SeededUser, make_tenant, make_user, open_session
+from tests.factories import auth_headers as auth
+from tests.server.user_helpers import rows, user_by_email, user_row
 
 DENIED = "Access denied: Invalid tenant"
 

@@ -16,8 +16,7 @@ from aisha_server.auth.authorize import allows, require, role_permits
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import MATRIX, Capability, Role, role_allows
 from aisha_server.errors import PermissionDenied
-from tests.factories import make_tenant
-from tests.server.session_tokens import user_with_headers
+from tests.factories import make_tenant, user_with_headers
 
 COLUMNS = (Role.SUPERADMIN, Role.ADMIN, Role.MANAGER, Role.EMPLOYEE, Role.SUPPORT)
 
