@@ -125,8 +125,8 @@ async def list_employees(request: web.Request, query: EmployeeListQuery) -> web.
         principal(request), tenant, filters
     )
     return success(
-        [_out(e) for e in page.employees],
-        pagination={"limit": page.limit, "offset": page.offset, "total": page.total},
+        [_out(e) for e in page.items],
+        pagination=page.pagination(),
     )
 
 

@@ -173,7 +173,7 @@ async def list_tenants(request: web.Request, query: TenantListQuery) -> web.Resp
     )
     return success(
         page.items,
-        pagination={"limit": page.limit, "offset": page.offset, "total": page.total},
+        pagination=page.pagination(),
     )
 
 

@@ -192,8 +192,8 @@ async def list_users(request: web.Request, query: UserListQuery) -> web.Response
     )
     page = await request.app[keys.USER_SERVICE].list_users(principal(request), tenant, filters)
     return success(
-        [_user(u) for u in page.users],
-        pagination={"limit": page.limit, "offset": page.offset, "total": page.total},
+        [_user(u) for u in page.items],
+        pagination=page.pagination(),
     )
 
 

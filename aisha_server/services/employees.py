@@ -28,6 +28,7 @@ from aisha_server.db.base import utcnow
 from aisha_server.db.models import Employee, Tenant, User
 from aisha_server.db.uow import Database
 from aisha_server.errors import Conflict, Invalid, NotFound, PermissionDenied
+from aisha_server.services.pagination import Page
 from aisha_server.services.users import normalize_email
 
 T = TypeVar("T")
@@ -71,14 +72,6 @@ class EmployeeRecord:
             updated_at=row.updated_at,
             version=row.version,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class EmployeePage:
-    employees: list[EmployeeRecord]
-    total: int
-    limit: int
-    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,14 +208,14 @@ class EmployeeService:
     # -- reading -------------------------------------------------------------------------------
     async def list_employees(
         self, actor: Principal, tenant_id: uuid.UUID | None, filters: EmployeeFilter
-    ) -> EmployeePage:
+    ) -> Page[EmployeeRecord]:
         tenant = self._tenant(actor, tenant_id)
         if tenant is None and not actor.is_superadmin:
             raise PermissionDenied("Access denied: Invalid tenant", code="tenant_access_denied")
         if filters.status is not None:
             _status(filters.status)
 
-        def read(session: Session) -> EmployeePage:
+        def read(session: Session) -> Page[EmployeeRecord]:
             condition: list[ColumnElement[bool]] = [Employee.deleted_at.is_(None)]
             if tenant is not None:
                 condition.append(Employee.tenant_id == tenant)
@@ -255,7 +248,7 @@ class EmployeeService:
                 .limit(filters.limit)
                 .offset(filters.offset)
             ).all()
-            return EmployeePage(
+            return Page(
                 [EmployeeRecord.of(e) for e in found], total or 0, filters.limit, filters.offset
             )
 
@@ -430,7 +423,6 @@ __all__ = [
     "EmployeeChanges",
     "EmployeeDraft",
     "EmployeeFilter",
-    "EmployeePage",
     "EmployeeRecord",
     "EmployeeService",
 ]

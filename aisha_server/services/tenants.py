@@ -35,6 +35,7 @@ from aisha_server.errors import (
     NotFound,
     PermissionDenied,
 )
+from aisha_server.services.pagination import Page
 from aisha_server.services.tenant_directory import TenantDirectory
 
 TENANT_STATUSES = ("active", "suspended", "archived")
@@ -234,14 +235,6 @@ class TenantSummary:
     slug: str
 
 
-@dataclass(frozen=True, slots=True)
-class TenantPage:
-    items: list[dict[str, Any]]
-    total: int
-    limit: int
-    offset: int
-
-
 # -- serialisation ----------------------------------------------------------------------------
 
 
@@ -418,7 +411,7 @@ class TenantService:
         offset: int = 0,
         q: str | None = None,
         status: str | None = None,
-    ) -> TenantPage:
+    ) -> Page[dict[str, Any]]:
         require(
             actor,
             Capability.TENANT_MANAGEMENT,
@@ -426,7 +419,7 @@ class TenantService:
             message="Only a superadmin may list tenants",
         )
 
-        def read(session: Session) -> TenantPage:
+        def read(session: Session) -> Page[dict[str, Any]]:
             conditions: list[Any] = [Tenant.deleted_at.is_(None)]
             if status:
                 conditions.append(Tenant.status == status)
@@ -446,7 +439,7 @@ class TenantService:
                 .limit(limit)
                 .offset(offset)
             )
-            return TenantPage([tenant_view(t) for t in rows], int(total or 0), limit, offset)
+            return Page([tenant_view(t) for t in rows], int(total or 0), limit, offset)
 
         return await self._db.run(read, system=True, write=False)
 

@@ -49,6 +49,7 @@ from aisha_server.errors import (
     Unauthorized,
 )
 from aisha_server.mail import Mailer, OutgoingMail
+from aisha_server.services.pagination import Page
 
 T = TypeVar("T")
 
@@ -106,14 +107,6 @@ class UserRecord:
             updated_at=user.updated_at,
             version=user.version,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class UserPage:
-    users: list[UserRecord]
-    total: int
-    limit: int
-    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +494,7 @@ class UserService:
     # -- reading -----------------------------------------------------------------------------------
     async def list_users(
         self, actor: Principal, tenant_id: uuid.UUID | None, filters: UserFilter
-    ) -> UserPage:
+    ) -> Page[UserRecord]:
         """Admins list their tenant; a superadmin every user, or one tenant's when named."""
         if not is_user_admin(actor):
             raise PermissionDenied("Listing users requires an administrator")
@@ -515,7 +508,7 @@ class UserService:
                 f"Unknown status {filters.status!r}; use one of: {', '.join(USER_STATUSES)}"
             )
 
-        def read(session: Session) -> UserPage:
+        def read(session: Session) -> Page[UserRecord]:
             condition: list[ColumnElement[bool]] = [User.deleted_at.is_(None)]
             if tenant_id is not None:
                 condition.append(User.tenant_id == tenant_id)
@@ -540,7 +533,7 @@ class UserService:
                 .limit(filters.limit)
                 .offset(filters.offset)
             ).all()
-            return UserPage([UserRecord.of(u) for u in rows], total, filters.limit, filters.offset)
+            return Page([UserRecord.of(u) for u in rows], total, filters.limit, filters.offset)
 
         if tenant_id is None:
             return await self._db.run(read, system=True, write=False)
@@ -1024,7 +1017,6 @@ __all__ = [
     "NewUser",
     "UserChanges",
     "UserFilter",
-    "UserPage",
     "UserRecord",
     "UserService",
     "normalize_email",

@@ -113,10 +113,10 @@ async def test_list_is_tenant_scoped(service: UserService, started_app: Any) -> 
     await make_user(started_app, role="employee", tenant_id=a.id, email="one@example.com")
     await make_user(started_app, role="employee", tenant_id=b.id, email="two@example.com")
     page = await service.list_users(admin_of(a.id), None, UserFilter())
-    assert [u.email for u in page.users] == ["one@example.com"] and page.total == 1
+    assert [u.email for u in page.items] == ["one@example.com"] and page.total == 1
     root = Principal(user_id=uuid.uuid4(), tenant_id=None, role=Role.SUPERADMIN)
     page = await service.list_users(root, None, UserFilter(limit=1))
-    assert page.total == 2 and len(page.users) == 1
+    assert page.total == 2 and len(page.items) == 1
 
 
 async def test_presence_needs_a_user(service: UserService) -> None:
