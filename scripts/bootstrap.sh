@@ -51,10 +51,21 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 STAMP="$VENV/.aisha-installed"
-WANT="$(cat pyproject.toml | sha256sum | cut -c1-16) $EXTRAS"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    say "installing Python dependencies (extras: $EXTRAS)"
+HASH="$(sha256sum pyproject.toml | cut -c1-16)"
+# Reinstall only when pyproject.toml changed or an extra is wanted that is not installed yet
+# (the run and test commands ask for different extras; neither undoes the other's).
+installed_extras=""
+if [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 "$STAMP")" = "$HASH" ]; then
+    installed_extras="$(cut -d' ' -f2 "$STAMP")"
+fi
+missing=0
+for extra in ${EXTRAS//,/ }; do
+    case ",$installed_extras," in *,"$extra",*) ;; *) missing=1 ;; esac
+done
+if [ "$missing" = 1 ]; then
+    all="$(printf '%s\n' ${installed_extras//,/ } ${EXTRAS//,/ } | sort -u | paste -sd, -)"
+    say "installing Python dependencies (extras: $all)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
-    echo "$WANT" > "$STAMP"
+    "$VENV/bin/python" -m pip install -q -e ".[$all]"
+    echo "$HASH $all" > "$STAMP"
 fi
