@@ -464,21 +464,29 @@ class UserService:
                 )
                 if live is None:
                     raise NotFound("Tenant not found", code="tenant_not_found")
-            if _email_exists(session, email):
-                raise Conflict(EMAIL_TAKEN, code="email_taken")
             now = utcnow()
-            user = User(
-                tenant_id=tenant_id,
-                email=email,
-                password_hash=hashed,
-                first_name=first,
-                last_name=last,
-                role=role.value,
-                custom_roles=custom_roles,
-                status=ACTIVE if hashed is not None else INVITED,
-                password_changed_at=now if hashed is not None else None,
-            )
-            session.add(user)
+            fields = {
+                "password_hash": hashed,
+                "first_name": first,
+                "last_name": last,
+                "role": role.value,
+                "custom_roles": custom_roles,
+                "status": ACTIVE if hashed is not None else INVITED,
+                "password_changed_at": now if hashed is not None else None,
+            }
+            existing = session.scalar(select(User).where(func.lower(User.email) == email))
+            if existing is None:
+                user = User(tenant_id=tenant_id, email=email, **fields)
+                session.add(user)
+            elif existing.deleted_at is not None and existing.tenant_id == tenant_id:
+                # Re-adding someone who was deleted from this tenant brings their account
+                # back (same id, so records they owned are theirs again) with the new details.
+                user = existing
+                user.deleted_at = None
+                for name, value in fields.items():
+                    setattr(user, name, value)
+            else:
+                raise Conflict(EMAIL_TAKEN, code="email_taken")
             session.flush()
             invite = self._invite(session, user, invited_by) if hashed is None else None
             return UserRecord.of(user), invite

@@ -619,6 +619,36 @@ async def test_admin_soft_deletes_user(client: Any, world: World) -> None:
     assert "emp@alpha.example.com" not in {u["email"] for u in listed["data"]}
 
 
+async def test_readding_a_deleted_user_restores_the_account(client: Any, world: World) -> None:
+    admin = await auth(world.app, world.admin_a)
+    assert (await client.delete(f"/api/users/{world.employee_a.id}", headers=admin)).status == 200
+    again = {
+        "email": "Emp@Alpha.example.com",
+        "first_name": "Erin",
+        "last_name": "Again",
+        "role": "manager",
+        "password": "N3w!Password",
+    }
+    resp = await client.post("/api/users", json=again, headers=admin)
+    body = await body_of(resp)
+    assert resp.status == 201, body
+    assert body["data"]["id"] == str(world.employee_a.id)  # the same account, back
+    assert body["data"]["role"] == "manager" and body["data"]["status"] == "active"
+    login = await client.post(
+        "/api/auth/login", json={"email": "emp@alpha.example.com", "password": "N3w!Password"}
+    )
+    assert login.status == 200
+    # another tenant's admin cannot take over the deleted account of tenant A
+    assert (await client.delete(f"/api/users/{world.employee_a.id}", headers=admin)).status == 200
+    other = await auth(world.app, world.admin_b)
+    taken = await client.post(
+        "/api/users", json={**again, "tenant_id": str(world.b.id)}, headers=other
+    )
+    assert taken.status == 409
+    row = await user_row(world.app, world.employee_a.id)
+    assert row is not None and row.tenant_id == world.a.id and row.deleted_at is not None
+
+
 async def test_delete_rules(client: Any, world: World) -> None:
     admin = await auth(world.app, world.admin_a)
     resp = await client.delete(f"/api/users/{world.admin_a.id}", headers=admin)
