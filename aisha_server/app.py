@@ -8,6 +8,8 @@ closed in `cleanup_ctx`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -106,6 +108,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     return app
 
 
+async def _flush_key_usage(gate: AuthGate, interval: float = 30.0) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await gate.flush_key_usage()
+        except Exception:  # never let bookkeeping take the server down
+            log.exception("could not record API key usage")
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Open background helpers, record the start, and on shutdown close in reverse order."""
     mailer = app[keys.MAILER]
@@ -120,9 +131,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             metadata={"database": app[keys.DB].dialect},
         )
     )
+    usage = asyncio.create_task(_flush_key_usage(app[keys.AUTH_GATE]), name="aisha-key-usage")
     try:
         yield
     finally:
+        usage.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await usage
+        try:
+            await app[keys.AUTH_GATE].flush_key_usage()
+        except Exception:
+            log.exception("could not record API key usage at shutdown")
         system_log.write(LogEntry(level="info", source="server", message="Server stopping"))
         await mailer.stop()
         await system_log.stop()

@@ -13,8 +13,9 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aisha_server.auth.principal import Principal
@@ -104,6 +105,7 @@ class AuthGate:
         self._ttl = ttl
         self._sessions: dict[uuid.UUID, tuple[float, _SessionState]] = {}
         self._keys: dict[str, tuple[float, _SessionState]] = {}
+        self._key_usage: dict[uuid.UUID, float] = {}
 
     # -- bearer tokens ---------------------------------------------------------------------
     def cached_principal_for_token(self, token: str) -> Principal | None:
@@ -179,7 +181,28 @@ class AuthGate:
             raise Unauthorized(state.problem or "Invalid API key", code=state.code)
         if state.expires_at is not None and state.expires_at <= now:
             raise Unauthorized("API key has expired", code="api_key_expired")
+        if state.principal.api_key_id is not None:
+            self._key_usage[state.principal.api_key_id] = now
         return state.principal
+
+    async def flush_key_usage(self) -> int:
+        """Write when each API key was last used (`api_keys.last_used_at`), batched: a key
+        in use costs a dictionary write per request, not a database write."""
+        if not self._key_usage:
+            return 0
+        usage, self._key_usage = self._key_usage, {}
+
+        def write(session: Session) -> None:
+            for key_id, seen in usage.items():
+                session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.id == key_id)
+                    .values(last_used_at=datetime.fromtimestamp(seen, UTC))
+                    .execution_options(synchronize_session=False)
+                )
+
+        await self._db.run(write, system=True)
+        return len(usage)
 
     @staticmethod
     def _load_key(session: Session, hashed: str) -> _SessionState:

@@ -338,3 +338,23 @@ async def test_a_key_cannot_mint_a_wider_key(client: Any) -> None:
         return len(list(session.scalars(select(ApiKey.id).where(ApiKey.tenant_id == tenant.id))))
 
     assert await app[keys.DB].run(count, system=True) == 2
+
+
+async def test_last_used_at_records_when_a_key_was_used(client: Any) -> None:
+    app = client.app
+    tenant = await make_tenant(app)
+    _, headers = await user_with_headers(app, "admin", tenant.id)
+    used = await _create_key(client, headers, ["read:tenants"])
+    idle = await _create_key(client, headers, ["read:tenants"])
+    assert (await _stored_key(app, used["id"])).last_used_at is None
+    resp = await client.get(f"/api/tenants/{tenant.id}", headers={"X-API-Key": used["key"]})
+    assert resp.status == 200
+    assert await app[keys.AUTH_GATE].flush_key_usage() == 1
+    listed = {
+        k["id"]: k
+        for k in (await (await client.get("/api/api-keys", headers=headers)).json())["data"]
+    }
+    assert listed[used["id"]]["last_used_at"] is not None
+    assert listed[idle["id"]]["last_used_at"] is None
+    # nothing new to write when no key was used since
+    assert await app[keys.AUTH_GATE].flush_key_usage() == 0
