@@ -18,7 +18,18 @@ from datetime import timedelta
 from aiohttp import web
 
 from aisha_server import cors, keys, middlewares
-from aisha_server.api import api_keys, auth, employees, permissions, system, tenants, users
+from aisha_server.api import (
+    api_keys,
+    auth,
+    custom_fields,
+    employees,
+    entity_labels,
+    module_settings,
+    permissions,
+    system,
+    tenants,
+    users,
+)
 from aisha_server.api import docs as api_docs
 from aisha_server.auth.gate import AuthGate
 from aisha_server.auth.passwords import PasswordHashing
@@ -30,7 +41,10 @@ from aisha_server.mail import Mailer
 from aisha_server.metrics import Metrics
 from aisha_server.services.api_keys import ApiKeyService
 from aisha_server.services.auth import AuthService
+from aisha_server.services.custom_fields import CustomFieldService
 from aisha_server.services.employees import EmployeeService
+from aisha_server.services.entity_labels import EntityLabelService
+from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.permissions import PermissionService
 from aisha_server.services.system import SystemService
 from aisha_server.services.system_log import LogEntry, SystemLogWriter
@@ -40,7 +54,19 @@ from aisha_server.services.users import UserService
 
 log = logging.getLogger("aisha.server")
 
-ROUTE_MODULES = (system, auth, tenants, users, employees, api_keys, permissions, api_docs)
+ROUTE_MODULES = (
+    system,
+    auth,
+    tenants,
+    users,
+    employees,
+    api_keys,
+    permissions,
+    entity_labels,
+    module_settings,
+    custom_fields,
+    api_docs,
+)
 
 
 def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
@@ -99,6 +125,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[keys.EMPLOYEE_SERVICE] = EmployeeService(db, gate)
     app[keys.API_KEY_SERVICE] = ApiKeyService(db, gate)
     app[keys.PERMISSION_SERVICE] = PermissionService(db, gate)
+    app[keys.ENTITY_LABEL_SERVICE] = EntityLabelService(db)
+    app[keys.MODULE_SETTINGS_SERVICE] = ModuleSettingsService(db)
+    app[keys.CUSTOM_FIELD_SERVICE] = CustomFieldService(db)
 
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from aisha_server.metrics import Metrics
     from aisha_server.services.api_keys import ApiKeyService
     from aisha_server.services.auth import AuthService
+    from aisha_server.services.custom_fields import CustomFieldService
     from aisha_server.services.employees import EmployeeService
+    from aisha_server.services.entity_labels import EntityLabelService
+    from aisha_server.services.module_settings import ModuleSettingsService
     from aisha_server.services.permissions import PermissionService
     from aisha_server.services.system import SystemService
     from aisha_server.services.system_log import SystemLogWriter
@@ -53,6 +56,9 @@ EMPLOYEE_SERVICE: web.AppKey[EmployeeService] = web.AppKey("employee_service")
 API_KEY_SERVICE: web.AppKey[ApiKeyService] = web.AppKey("api_key_service")
 PERMISSION_SERVICE: web.AppKey[PermissionService] = web.AppKey("permission_service")
 SYSTEM_SERVICE: web.AppKey[SystemService] = web.AppKey("system_service")
+ENTITY_LABEL_SERVICE: web.AppKey[EntityLabelService] = web.AppKey("entity_label_service")
+MODULE_SETTINGS_SERVICE: web.AppKey[ModuleSettingsService] = web.AppKey("module_settings_service")
+CUSTOM_FIELD_SERVICE: web.AppKey[CustomFieldService] = web.AppKey("custom_field_service")
 
 # -- per request -----------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

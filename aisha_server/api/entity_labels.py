@@ -1,0 +1,7 @@
+"""Routes of the entity-labels resource (filled in by its own change)."""
+
+from __future__ import annotations
+
+from aisha_server.api.routing import Routes
+
+routes = Routes()
