@@ -113,6 +113,11 @@ RULES: dict[str, dict[str, frozenset[Role]]] = {
     "system": {**_SYSTEM, "read": TENANT_ADMINS},
     "metrics": _rows(read=TENANT_ADMINS),
     "reports": _rows(read=Capability.ADVANCED_REPORTS, export=Capability.EXPORT_DATA),
+    # every tenant user reads its entity labels and module settings; admins change them (4.4)
+    "entity-labels": _rows(
+        read=EVERYONE, create=TENANT_ADMINS, update=TENANT_ADMINS, delete=TENANT_ADMINS
+    ),
+    "modules": _rows(read=EVERYONE, update=TENANT_ADMINS),
     # every tenant user reads the field definitions (forms need them); admins define them
     "custom-fields": _rows(
         read=EVERYONE, create=TENANT_ADMINS, update=TENANT_ADMINS, delete=TENANT_ADMINS
