@@ -26,6 +26,7 @@ from aisha_server.api import (
     entity_labels,
     module_settings,
     permissions,
+    records,
     system,
     tenants,
     users,
@@ -46,6 +47,7 @@ from aisha_server.services.employees import EmployeeService
 from aisha_server.services.entity_labels import EntityLabelService
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.permissions import PermissionService
+from aisha_server.services.records import RecordService
 from aisha_server.services.system import SystemService
 from aisha_server.services.system_log import LogEntry, SystemLogWriter
 from aisha_server.services.tenant_directory import TenantDirectory
@@ -65,6 +67,7 @@ ROUTE_MODULES = (
     entity_labels,
     module_settings,
     custom_fields,
+    records,
     api_docs,
 )
 
@@ -120,14 +123,18 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
 
     app[keys.SYSTEM_SERVICE] = SystemService(settings, db, metrics)
     app[keys.AUTH_SERVICE] = AuthService(settings, db, tokens, passwords, gate, mailer, system_log)
-    app[keys.TENANT_SERVICE] = TenantService(settings, db, directory, gate)
+    module_settings_service = ModuleSettingsService(db)
+    app[keys.TENANT_SERVICE] = TenantService(
+        settings, db, directory, gate, on_modules_changed=module_settings_service.forget
+    )
     app[keys.USER_SERVICE] = UserService(settings, db, passwords, gate, mailer)
     app[keys.EMPLOYEE_SERVICE] = EmployeeService(db, gate)
     app[keys.API_KEY_SERVICE] = ApiKeyService(db, gate)
     app[keys.PERMISSION_SERVICE] = PermissionService(db, gate)
     app[keys.ENTITY_LABEL_SERVICE] = EntityLabelService(db)
-    app[keys.MODULE_SETTINGS_SERVICE] = ModuleSettingsService(db)
+    app[keys.MODULE_SETTINGS_SERVICE] = module_settings_service
     app[keys.CUSTOM_FIELD_SERVICE] = CustomFieldService(db)
+    app[keys.RECORD_SERVICE] = RecordService(db)
 
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)

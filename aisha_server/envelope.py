@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -13,6 +14,8 @@ JSON_CONTENT_TYPE = "application/json"
 
 def _default(value: Any) -> Any:
     if isinstance(value, uuid.UUID):  # e.g. asyncpg's own UUID type, which orjson refuses
+        return str(value)
+    if isinstance(value, Decimal):  # money: a string keeps every digit ("12000.50")
         return str(value)
     # pydantic models and anything else with a JSON form
     dump = getattr(value, "model_dump", None)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from aisha_server.services.entity_labels import EntityLabelService
     from aisha_server.services.module_settings import ModuleSettingsService
     from aisha_server.services.permissions import PermissionService
+    from aisha_server.services.records import RecordService
     from aisha_server.services.system import SystemService
     from aisha_server.services.system_log import SystemLogWriter
     from aisha_server.services.tenant_directory import TenantDirectory
@@ -59,6 +60,7 @@ SYSTEM_SERVICE: web.AppKey[SystemService] = web.AppKey("system_service")
 ENTITY_LABEL_SERVICE: web.AppKey[EntityLabelService] = web.AppKey("entity_label_service")
 MODULE_SETTINGS_SERVICE: web.AppKey[ModuleSettingsService] = web.AppKey("module_settings_service")
 CUSTOM_FIELD_SERVICE: web.AppKey[CustomFieldService] = web.AppKey("custom_field_service")
+RECORD_SERVICE: web.AppKey[RecordService] = web.AppKey("record_service")
 
 # -- per request -----------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

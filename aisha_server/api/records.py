@@ -1,0 +1,254 @@
+"""Routes of /api/accounts, /api/contacts, /api/leads, /api/opportunities, /api/activities and
+/api/notes: create, get, list, PUT, PATCH, soft delete and restore.
+
+The six resources share their handlers; each gets its own pydantic request models (generated
+from one field table) so validation and the OpenAPI document name the real fields.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from aisha_server import keys
+from aisha_server.api.context import principal, tenant_for
+from aisha_server.api.routing import Routes
+from aisha_server.envelope import success
+from aisha_server.errors import BadRequest
+from aisha_server.services.records import SPECS, EntitySpec, ListParams
+
+routes = Routes()
+
+Short = Annotated[str, Field(max_length=300)]
+Text = Annotated[str, Field(max_length=100_000)]
+Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2)]
+
+# The type of every writable field, shared by the six entities.
+FIELD_TYPES: dict[str, Any] = {
+    "name": Annotated[str, Field(min_length=1, max_length=300)],
+    "type": Annotated[str, Field(max_length=50)],
+    "industry": Annotated[str, Field(max_length=100)],
+    "website": Annotated[str, Field(max_length=500)],
+    "email": Annotated[str, Field(max_length=320)],
+    "phone": Annotated[str, Field(max_length=50)],
+    "mobile": Annotated[str, Field(max_length=50)],
+    "annual_revenue": Money,
+    "employee_count": Annotated[int, Field(ge=0)],
+    "address_1": Short,
+    "address_2": Short,
+    "city": Annotated[str, Field(max_length=100)],
+    "state": Annotated[str, Field(max_length=100)],
+    "zip": Annotated[str, Field(max_length=20)],
+    "country": Annotated[str, Field(max_length=100)],
+    "description": Text,
+    "tags": list[Annotated[str, Field(max_length=100)]],
+    "first_name": Annotated[str, Field(max_length=100)],
+    "last_name": Annotated[str, Field(max_length=100)],
+    "title": Annotated[str, Field(max_length=500)],
+    "company": Short,
+    "account_id": uuid.UUID,
+    "contact_id": uuid.UUID,
+    "lead_id": uuid.UUID,
+    "lead_source": Annotated[str, Field(max_length=100)],
+    "source": Annotated[str, Field(max_length=100)],
+    "value": Money,
+    "score": Annotated[int, Field(ge=0, le=1000)],
+    "stage": Annotated[str, Field(max_length=50)],
+    "amount": Money,
+    "probability": Annotated[int, Field(ge=0, le=100)],
+    "close_date": date,
+    "subject": Annotated[str, Field(min_length=1, max_length=500)],
+    "due_date": datetime,
+    "completed_at": datetime,
+    "related_type": Annotated[str, Field(max_length=50)],
+    "related_id": uuid.UUID,
+    "content": Annotated[str, Field(min_length=1, max_length=100_000)],
+    "owner_id": uuid.UUID,
+    "assigned_to": uuid.UUID,
+    "department": Annotated[str, Field(max_length=100)],
+    "status": Annotated[str, Field(max_length=50)],
+    "metadata": dict[str, Any],
+    "custom_fields": dict[str, Any],
+}
+
+
+def _title(spec: EntitySpec) -> str:
+    return spec.singular.capitalize()
+
+
+def _body_model(spec: EntitySpec, kind: str) -> type[BaseModel]:
+    """`<Entity>Create` (required fields required), `<Entity>Replace` (PUT) and
+    `<Entity>Patch` (everything optional).  Unknown fields are refused (422)."""
+    fields: dict[str, Any] = {"tenant_id": (str | None, None)}
+    for name in spec.writable:
+        annotation = FIELD_TYPES[name]
+        if kind != "Patch" and name in spec.required:
+            fields[name] = (annotation, ...)
+        else:
+            fields[name] = (annotation | None, None)
+    model: type[BaseModel] = create_model(
+        f"{_title(spec)}{kind}",
+        __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
+        **fields,
+    )
+    return model
+
+
+def _query_model(spec: EntitySpec) -> type[BaseModel]:
+    sorts = [f"-{s}" for s in spec.sortable] + list(spec.sortable)
+    fields: dict[str, Any] = {
+        "limit": (int, Field(50, ge=1, le=500)),
+        "offset": (int, Field(0, ge=0, le=100_000)),
+        "cursor": (str | None, Field(None, max_length=500, description="next_cursor of a page")),
+        "sort": (str, Field("-updated_at", description=f"one of {sorts}")),
+        "q": (
+            str | None,
+            Field(None, max_length=200, description="search " + ", ".join(spec.search)),
+        ),
+        "owner_id": (uuid.UUID | None, None),
+        "assigned_to": (uuid.UUID | None, None),
+        "created_from": (datetime | None, None),
+        "created_to": (datetime | None, None),
+        "updated_from": (datetime | None, None),
+        "updated_to": (datetime | None, None),
+        "deleted": (bool, Field(False, description="list deleted records (to restore them)")),
+        "include_total": (bool, Field(False, description="also count the matches")),
+        "tenant_id": (str | None, None),
+    }
+    for name in spec.filters:
+        fields[name] = (FIELD_TYPES[name] | None, None)
+    model: type[BaseModel] = create_model(
+        f"{_title(spec)}ListQuery", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return model
+
+
+def _record_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["record_id"])
+    except ValueError:
+        raise BadRequest("Invalid id: not a UUID", code="invalid_id") from None
+
+
+def _mount(spec: EntitySpec) -> None:
+    create_body = _body_model(spec, "Create")
+    replace_body = _body_model(spec, "Replace")
+    patch_body = _body_model(spec, "Patch")
+    list_query = _query_model(spec)
+    base = f"/api/{spec.name}"
+    item = f"{base}/{{record_id}}"
+    tags = (spec.name,)
+    service_key = keys.RECORD_SERVICE
+    filters = spec.filters
+
+    @routes.get(base, summary=f"List {spec.name} (data scope applies)", tags=tags, query=list_query)
+    async def list_records(request: web.Request, query: Any) -> web.Response:
+        tenant_id = await tenant_for(request, query.tenant_id)
+        assert tenant_id is not None
+        params = ListParams(
+            limit=query.limit,
+            offset=query.offset,
+            cursor=query.cursor,
+            sort=query.sort,
+            q=query.q,
+            equals={f: getattr(query, f) for f in filters if getattr(query, f) is not None},
+            owner_id=query.owner_id,
+            assigned_to=query.assigned_to,
+            created_from=query.created_from,
+            created_to=query.created_to,
+            updated_from=query.updated_from,
+            updated_to=query.updated_to,
+            deleted=query.deleted,
+            include_total=query.include_total,
+        )
+        result = await request.app[service_key].list(
+            principal(request), tenant_id, spec.name, params
+        )
+        pagination: dict[str, Any] = {
+            "limit": result.page.limit,
+            "offset": result.page.offset,
+            "next_cursor": result.next_cursor,
+        }
+        if query.include_total:
+            pagination["total"] = result.page.total
+        return success(result.page.items, pagination=pagination)
+
+    @routes.post(base, summary=f"Create a {spec.singular}", tags=tags, body=create_body, status=201)
+    async def create_record(request: web.Request, body: Any) -> web.Response:
+        tenant_id = await tenant_for(request, body.tenant_id)
+        assert tenant_id is not None
+        values = body.model_dump(exclude_unset=True, exclude={"tenant_id"})
+        record = await request.app[service_key].create(
+            principal(request), tenant_id, spec.name, values
+        )
+        return success(record, status=201)
+
+    @routes.get(item, summary=f"Get a {spec.singular}", tags=tags)
+    async def get_record(request: web.Request) -> web.Response:
+        tenant_id = await tenant_for(request)
+        assert tenant_id is not None
+        record = await request.app[service_key].get(
+            principal(request), tenant_id, spec.name, _record_id(request)
+        )
+        return success(record)
+
+    async def _update(request: web.Request, body: Any, replace: bool) -> web.Response:
+        record_id = _record_id(request)
+        tenant_id = await tenant_for(request, body.tenant_id)
+        assert tenant_id is not None
+        values = body.model_dump(exclude_unset=True, exclude={"tenant_id"})
+        match = request.headers.get("If-Match")
+        base_version = None
+        if match:
+            try:
+                base_version = int(match.strip('W/"'))
+            except ValueError:
+                raise BadRequest("If-Match must be a record version number") from None
+        record = await request.app[service_key].update(
+            principal(request),
+            tenant_id,
+            spec.name,
+            record_id,
+            values,
+            replace=replace,
+            base_version=base_version,
+        )
+        return success(record)
+
+    @routes.put(item, summary=f"Replace a {spec.singular} (fields not given are cleared)",
+                tags=tags, body=replace_body)  # fmt: skip
+    async def replace_record(request: web.Request, body: Any) -> web.Response:
+        return await _update(request, body, True)
+
+    @routes.patch(item, summary=f"Change some fields of a {spec.singular}", tags=tags,
+                  body=patch_body)  # fmt: skip
+    async def patch_record(request: web.Request, body: Any) -> web.Response:
+        return await _update(request, body, False)
+
+    @routes.delete(item, summary=f"Delete a {spec.singular} (soft delete; restorable)", tags=tags)
+    async def delete_record(request: web.Request) -> web.Response:
+        tenant_id = await tenant_for(request)
+        assert tenant_id is not None
+        record = await request.app[service_key].delete(
+            principal(request), tenant_id, spec.name, _record_id(request)
+        )
+        return success(record)
+
+    @routes.post(f"{item}/restore", summary=f"Restore a deleted {spec.singular}", tags=tags,
+                 extra={"action": "delete"})  # fmt: skip
+    async def restore_record(request: web.Request) -> web.Response:
+        tenant_id = await tenant_for(request)
+        assert tenant_id is not None
+        record = await request.app[service_key].restore(
+            principal(request), tenant_id, spec.name, _record_id(request)
+        )
+        return success(record)
+
+
+for _spec in SPECS.values():
+    _mount(_spec)

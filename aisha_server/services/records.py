@@ -1,0 +1,606 @@
+"""CRM records: accounts, contacts, leads, opportunities, activities, notes.
+
+One service for the six entities, driven by an `EntitySpec` each: which columns a client may
+write, which ones lists may sort and filter on, where `q` searches, and which links must
+point at live records of the same tenant.  Every write of every entity goes through
+`_mutate` (one mutation path per entity, in the caller's transaction), which is where the
+sync change log attaches.
+
+Data scope (guide 3.2-3.3): employees see and edit records they own or are assigned;
+managers see and edit their department's records (and their own); admins and support see the
+tenant, support changes nothing; a superadmin works in the tenant it names.  A record outside
+the caller's scope is 404, one visible but not editable is 403.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from aisha_server.auth.authorize import allows
+from aisha_server.auth.principal import Principal
+from aisha_server.auth.roles import Capability, DataScope
+from aisha_server.db.base import utcnow
+from aisha_server.db.models import Account, Activity, Contact, Lead, Note, Opportunity
+from aisha_server.db.models.crm import Record
+from aisha_server.db.uow import Database
+from aisha_server.errors import BadRequest, Invalid, NotFound, PermissionDenied
+from aisha_server.services.pagination import Page
+
+T = TypeVar("T")
+
+# Columns every record has and clients may write.
+COMMON_FIELDS = ("owner_id", "assigned_to", "department", "status", "metadata", "custom_fields")
+RELATED_TYPES: dict[str, type[Any]] = {
+    "account": Account,
+    "contact": Contact,
+    "lead": Lead,
+    "opportunity": Opportunity,
+}
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str  # the resource: "contacts"
+    singular: str  # "contact"
+    model: type[Any]  # a mapped subclass of Record
+    fields: tuple[str, ...]  # entity-specific writable columns
+    required: tuple[str, ...] = ()
+    sortable: tuple[str, ...] = ("updated_at", "created_at")
+    filters: tuple[str, ...] = ("status",)
+    search: tuple[str, ...] = ()
+    links: Mapping[str, type[Any]] = field(default_factory=dict)
+
+    @property
+    def writable(self) -> tuple[str, ...]:
+        return (*self.fields, *COMMON_FIELDS)
+
+
+SPECS: dict[str, EntitySpec] = {
+    spec.name: spec
+    for spec in (
+        EntitySpec(
+            "accounts",
+            "account",
+            Account,
+            fields=(
+                "name", "type", "industry", "website", "email", "phone", "annual_revenue",
+                "employee_count", "address_1", "address_2", "city", "state", "zip", "country",
+                "description", "tags",
+            ),
+            required=("name",),
+            sortable=("updated_at", "created_at", "name"),
+            filters=("status", "type", "industry"),
+            search=("name", "email", "phone", "website"),
+        ),
+        EntitySpec(
+            "contacts",
+            "contact",
+            Contact,
+            fields=(
+                "first_name", "last_name", "email", "phone", "mobile", "title", "company",
+                "account_id", "lead_source", "description", "tags",
+            ),
+            sortable=("updated_at", "created_at", "last_name", "email"),
+            filters=("status", "account_id", "lead_source"),
+            search=("first_name", "last_name", "email", "phone", "mobile", "company"),
+            links={"account_id": Account},
+        ),
+        EntitySpec(
+            "leads",
+            "lead",
+            Lead,
+            fields=(
+                "first_name", "last_name", "email", "phone", "company", "title", "source",
+                "value", "score", "description", "tags",
+            ),
+            sortable=("updated_at", "created_at", "email"),
+            filters=("status", "source"),
+            search=("first_name", "last_name", "email", "phone", "company"),
+        ),
+        EntitySpec(
+            "opportunities",
+            "opportunity",
+            Opportunity,
+            fields=(
+                "name", "stage", "amount", "probability", "close_date", "account_id",
+                "contact_id", "lead_id", "description",
+            ),
+            required=("name",),
+            sortable=("updated_at", "created_at", "close_date"),
+            filters=("status", "stage", "account_id", "contact_id"),
+            search=("name",),
+            links={"account_id": Account, "contact_id": Contact, "lead_id": Lead},
+        ),
+        EntitySpec(
+            "activities",
+            "activity",
+            Activity,
+            fields=(
+                "type", "subject", "description", "due_date", "completed_at", "related_type",
+                "related_id",
+            ),
+            required=("subject",),
+            sortable=("updated_at", "created_at", "due_date"),
+            filters=("status", "type", "related_type", "related_id"),
+            search=("subject",),
+        ),
+        EntitySpec(
+            "notes",
+            "note",
+            Note,
+            fields=("title", "content", "related_type", "related_id"),
+            required=("content",),
+            sortable=("updated_at", "created_at"),
+            filters=("related_type", "related_id"),
+            search=("title",),
+        ),
+    )
+}  # fmt: skip
+
+
+# -- lists --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListParams:
+    limit: int = 50
+    offset: int = 0
+    cursor: str | None = None
+    sort: str = "-updated_at"
+    q: str | None = None
+    equals: Mapping[str, Any] = field(default_factory=dict)  # column -> value
+    owner_id: uuid.UUID | None = None
+    assigned_to: uuid.UUID | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    deleted: bool = False  # list the tombstones instead (restore screens)
+    include_total: bool = False
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    page: Page[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _encode_cursor(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(values), default=str)).decode()
+
+
+def _decode_cursor(cursor: str) -> list[Any]:
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, orjson.JSONDecodeError):
+        raise BadRequest("Invalid cursor", code="invalid_cursor") from None
+    if not isinstance(decoded, list) or len(decoded) != 2:
+        raise BadRequest("Invalid cursor", code="invalid_cursor")
+    return decoded
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- serialisation ------------------------------------------------------------------------
+
+
+def record_view(spec: EntitySpec, row: Record) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": row.id, "tenant_id": row.tenant_id}
+    for name in spec.writable:
+        attr = "metadata_" if name == "metadata" else name
+        out[name] = getattr(row, attr)
+    out.update(
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
+    )
+    if isinstance(row, Lead):
+        out.update(
+            converted_at=row.converted_at,
+            converted_contact_id=row.converted_contact_id,
+            converted_account_id=row.converted_account_id,
+        )
+    return out
+
+
+# -- the service --------------------------------------------------------------------------
+
+
+class RecordService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @staticmethod
+    def spec(entity: str) -> EntitySpec:
+        try:
+            return SPECS[entity]
+        except KeyError:
+            raise NotFound(f"Unknown entity {entity}") from None
+
+    # scope ---------------------------------------------------------------------------------
+    @staticmethod
+    def _scope(spec: EntitySpec, actor: Principal) -> list[ColumnElement[bool]]:
+        """What the actor may see, beyond the tenant (which RLS and the queries fix)."""
+        model = spec.model
+        scope = actor.data_scope
+        if scope in (DataScope.ALL_TENANTS, DataScope.TENANT):
+            return []
+        own = or_(model.owner_id == actor.user_id, model.assigned_to == actor.user_id)
+        if scope is DataScope.DEPARTMENT and actor.department:
+            return [or_(model.department == actor.department, own)]
+        return [own]
+
+    @staticmethod
+    def _may_edit(actor: Principal, row: Record) -> bool:
+        if actor.can(Capability.EDIT_ALL_RECORDS):
+            return True
+        mine = actor.user_id is not None and actor.user_id in (row.owner_id, row.assigned_to)
+        if actor.can(Capability.EDIT_TEAM_RECORDS):
+            return mine or (actor.department is not None and row.department == actor.department)
+        return actor.can(Capability.EDIT_OWN_RECORDS) and mine
+
+    def _require(self, actor: Principal, spec: EntitySpec, action: str) -> None:
+        if not allows(actor, spec.name, action):
+            raise PermissionDenied(
+                f"Your role may not {action} {spec.name}", code="forbidden_action"
+            )
+
+    def _load(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        record_id: uuid.UUID,
+        *,
+        deleted: bool = False,
+    ) -> Record:
+        model = spec.model
+        condition = [
+            model.id == record_id,
+            model.tenant_id == tenant_id,
+            model.deleted_at.is_not(None) if deleted else model.deleted_at.is_(None),
+            *self._scope(spec, actor),
+        ]
+        row: Record | None = session.scalar(select(model).where(*condition))
+        if row is None:
+            raise NotFound(f"{spec.singular.capitalize()} not found")
+        return row
+
+    # validation of links ---------------------------------------------------------------------
+    @staticmethod
+    def _check_links(
+        session: Session, spec: EntitySpec, tenant_id: uuid.UUID, values: Mapping[str, Any]
+    ) -> None:
+        problems = []
+        for column, target in spec.links.items():
+            ref = values.get(column)
+            if ref is not None and not _live(session, target, tenant_id, ref):
+                problems.append(
+                    {"field": column, "message": f"no such {target.__tablename__[:-1]}"}
+                )
+        related_type = values.get("related_type")
+        related_id = values.get("related_id")
+        if related_type is not None or related_id is not None:
+            related: type[Any] | None = RELATED_TYPES.get(related_type) if related_type else None
+            if related_type is not None and related is None:
+                problems.append(
+                    {"field": "related_type", "message": f"must be one of {sorted(RELATED_TYPES)}"}
+                )
+            elif (related_type is None) != (related_id is None):
+                problems.append(
+                    {"field": "related_id", "message": "related_type and related_id go together"}
+                )
+            elif related is not None and not _live(session, related, tenant_id, related_id):
+                problems.append({"field": "related_id", "message": f"no such {related_type}"})
+        if problems:
+            raise Invalid(
+                "Validation failed: " + ", ".join(p["field"] for p in problems), details=problems
+            )
+
+    # the one mutation path --------------------------------------------------------------------
+    @staticmethod
+    def _mutate(session: Session, row: Record, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply `changes` to `row`; returns {field: (old, new)} of what really changed.
+        Version and updated_at are bumped by the unit of work's flush hook."""
+        changed: dict[str, Any] = {}
+        for name, value in changes.items():
+            attr = "metadata_" if name == "metadata" else name
+            old = getattr(row, attr)
+            if old != value:
+                setattr(row, attr, value)
+                changed[name] = (old, value)
+        session.flush()
+        return changed
+
+    # create ----------------------------------------------------------------------------------
+    async def create(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        spec = self.spec(entity)
+        self._require(actor, spec, "create")
+        data = dict(values)
+        missing = [f for f in spec.required if data.get(f) in (None, "")]
+        if missing:
+            raise Invalid(
+                "Validation failed: " + ", ".join(missing),
+                details=[{"field": f, "message": "is required"} for f in missing],
+            )
+        # employees and managers create records for themselves (or hand them to a peer as
+        # assignee); ownership of others' records is an admin's to give
+        if not actor.can(Capability.EDIT_ALL_RECORDS) and data.get("owner_id") not in (
+            None,
+            actor.user_id,
+        ):
+            raise PermissionDenied("Only administrators may create records owned by others")
+        data.setdefault("owner_id", actor.user_id)
+        if data.get("department") is None and actor.department is not None:
+            data["department"] = actor.department
+
+        def write(session: Session) -> dict[str, Any]:
+            self._check_links(session, spec, tenant_id, data)
+            row = spec.model(tenant_id=tenant_id)
+            session.add(row)
+            self._mutate(session, row, data)
+            return record_view(spec, row)
+
+        return await self._db.run(write, tenant_id=tenant_id)
+
+    # read ------------------------------------------------------------------------------------
+    async def get(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
+    ) -> dict[str, Any]:
+        spec = self.spec(entity)
+        self._require(actor, spec, "read")
+        return await self._db.run(
+            lambda s: record_view(spec, self._load(s, spec, actor, tenant_id, record_id)),
+            tenant_id=tenant_id,
+            write=False,
+        )
+
+    async def list(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, params: ListParams
+    ) -> RecordPage:
+        spec = self.spec(entity)
+        self._require(actor, spec, "read")
+        model = spec.model
+        descending = params.sort.startswith("-")
+        sort_name = params.sort.lstrip("-+")
+        if sort_name not in spec.sortable:
+            raise Invalid(
+                f"Cannot sort {spec.name} by {sort_name!r}",
+                details=[{"field": "sort", "message": f"one of {list(spec.sortable)}"}],
+            )
+        sort_col: InstrumentedAttribute[Any] = getattr(model, sort_name)
+        limit = max(1, min(params.limit, MAX_LIMIT))
+
+        conditions: list[ColumnElement[bool]] = [
+            model.tenant_id == tenant_id,
+            model.deleted_at.is_not(None) if params.deleted else model.deleted_at.is_(None),
+            *self._scope(spec, actor),
+        ]
+        for name, value in params.equals.items():
+            if name not in spec.filters:
+                raise Invalid(
+                    f"Cannot filter {spec.name} by {name!r}",
+                    details=[{"field": name, "message": f"filters: {list(spec.filters)}"}],
+                )
+            conditions.append(getattr(model, name) == value)
+        if params.owner_id is not None:
+            conditions.append(model.owner_id == params.owner_id)
+        if params.assigned_to is not None:
+            conditions.append(model.assigned_to == params.assigned_to)
+        for column, low, high in (
+            (model.created_at, params.created_from, params.created_to),
+            (model.updated_at, params.updated_from, params.updated_to),
+        ):
+            if low is not None:
+                conditions.append(column >= low)
+            if high is not None:
+                conditions.append(column < high)
+        if params.q:
+            term = params.q.strip()
+            if term:
+                pattern = f"%{_like_escape(term.lower())}%"
+                conditions.append(
+                    or_(
+                        *(
+                            func.lower(getattr(model, c)).like(pattern, escape="\\")
+                            for c in spec.search
+                        )
+                    )
+                )
+
+        keyset = not model.__table__.c[sort_name].nullable
+        if params.cursor is not None and not keyset:
+            raise BadRequest(
+                f"Cursor paging needs a sort on a column that is never empty, not {sort_name!r}"
+                " (use offset)",
+                code="invalid_cursor",
+            )
+
+        def read(session: Session) -> RecordPage:
+            query: Select[Any] = select(model).where(*conditions)
+            if params.cursor is not None:
+                value, last_id = _decode_cursor(params.cursor)
+                key = (_coerce(sort_col, value), uuid.UUID(str(last_id)))
+                position = tuple_(sort_col, model.id)
+                query = query.where(position < key if descending else position > key)
+            order = (sort_col.desc(), model.id.desc()) if descending else (sort_col, model.id)
+            query = query.order_by(*order).limit(limit + 1)
+            if params.cursor is None and params.offset:
+                query = query.offset(params.offset)
+            rows = list(session.scalars(query).all())
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = (
+                _encode_cursor([_plain(getattr(rows[-1], sort_name)), str(rows[-1].id)])
+                if more and rows and keyset
+                else None
+            )
+            total = -1
+            if params.include_total:
+                total = int(
+                    session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+                )
+            items = [record_view(spec, r) for r in rows]
+            return RecordPage(Page(items, total, limit, params.offset), next_cursor)
+
+        try:
+            return await self._db.run(read, tenant_id=tenant_id, write=False)
+        except (ValueError, TypeError):
+            raise BadRequest("Invalid cursor", code="invalid_cursor") from None
+
+    # update ----------------------------------------------------------------------------------
+    async def update(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        entity: str,
+        record_id: uuid.UUID,
+        values: Mapping[str, Any],
+        *,
+        replace: bool,
+        base_version: int | None = None,
+    ) -> dict[str, Any]:
+        """PATCH (`replace=False`) changes what is given; PUT (`replace=True`) also clears
+        every writable field not given.  `base_version` (If-Match) refuses a stale write."""
+        spec = self.spec(entity)
+        self._require(actor, spec, "update")
+        data = dict(values)
+        if replace:
+            missing = [f for f in spec.required if data.get(f) in (None, "")]
+            if missing:
+                raise Invalid(
+                    "Validation failed: " + ", ".join(missing),
+                    details=[{"field": f, "message": "is required"} for f in missing],
+                )
+        else:
+            blanked = [f for f in spec.required if f in data and data[f] in (None, "")]
+            if blanked:
+                raise Invalid(
+                    "Validation failed: " + ", ".join(blanked),
+                    details=[{"field": f, "message": "cannot be empty"} for f in blanked],
+                )
+
+        def write(session: Session) -> dict[str, Any]:
+            row = self._load(session, spec, actor, tenant_id, record_id)
+            if not self._may_edit(actor, row):
+                raise PermissionDenied(f"You may not edit this {spec.singular}")
+            if base_version is not None and row.version != base_version:
+                raise _stale(spec, row.version)
+            changes = dict(data)
+            if replace:
+                for name in spec.writable:
+                    if name not in changes and name not in ("owner_id", "department"):
+                        changes[name] = _empty(spec, name)
+            if (
+                "owner_id" in changes
+                and changes["owner_id"] != row.owner_id
+                and not actor.can(Capability.EDIT_ALL_RECORDS)
+            ):
+                raise PermissionDenied("Only administrators may change a record's owner")
+            self._check_links(session, spec, tenant_id, {**record_view(spec, row), **changes})
+            self._mutate(session, row, changes)
+            return record_view(spec, row)
+
+        return await self._db.run(write, tenant_id=tenant_id)
+
+    # delete / restore ------------------------------------------------------------------------
+    async def delete(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
+    ) -> dict[str, Any]:
+        spec = self.spec(entity)
+        self._require(actor, spec, "delete")
+
+        def write(session: Session) -> dict[str, Any]:
+            row = self._load(session, spec, actor, tenant_id, record_id)
+            row.deleted_at = utcnow()
+            session.flush()
+            return record_view(spec, row)
+
+        return await self._db.run(write, tenant_id=tenant_id)
+
+    async def restore(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
+    ) -> dict[str, Any]:
+        spec = self.spec(entity)
+        self._require(actor, spec, "delete")
+
+        def write(session: Session) -> dict[str, Any]:
+            row = self._load(session, spec, actor, tenant_id, record_id, deleted=True)
+            row.deleted_at = None
+            session.flush()
+            return record_view(spec, row)
+
+        return await self._db.run(write, tenant_id=tenant_id)
+
+
+def _stale(spec: EntitySpec, current: int) -> Exception:
+    from aisha_server.errors import Conflict
+
+    return Conflict(
+        f"This {spec.singular} was changed by someone else (now version {current})",
+        code="version_conflict",
+        details={"current_version": current},
+    )
+
+
+def _live(session: Session, table: type[Any], tenant_id: uuid.UUID, ref: Any) -> bool:
+    return (
+        session.scalar(
+            select(table.id).where(
+                and_(table.id == ref, table.tenant_id == tenant_id, table.deleted_at.is_(None))
+            )
+        )
+        is not None
+    )
+
+
+def _empty(spec: EntitySpec, name: str) -> Any:
+    """What a PUT leaves in a field it does not mention: the column's default, else null."""
+    column = spec.model.__table__.c["metadata" if name == "metadata" else name]
+    default = column.default
+    if default is not None and default.is_scalar:
+        return default.arg
+    if default is not None and default.is_callable:
+        return default.arg(None)
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def _coerce(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    """A cursor's sort value back in the column's Python type."""
+    if value is None:
+        return None
+    python_type: Callable[..., Any] | None
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        python_type = None
+    if python_type is datetime:
+        return datetime.fromisoformat(str(value))
+    if python_type is date:
+        return date.fromisoformat(str(value))
+    return value

@@ -1,0 +1,282 @@
+"""CRM records over HTTP: CRUD, soft delete and restore, lists, data scope, bad input."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from aisha_server.db.models import Tenant
+from tests.factories import SeededUser, make_tenant, user_with_headers
+
+MINIMAL: dict[str, dict[str, Any]] = {
+    "accounts": {"name": "Acme Corporation"},
+    "contacts": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.test"},
+    "leads": {"first_name": "Lee", "company": "Leadco", "value": "12000.50"},
+    "opportunities": {"name": "Big deal", "amount": "50000", "probability": 40},
+    "activities": {"subject": "Call back", "type": "call"},
+    "notes": {"content": "Met at the fair"},
+}
+EDIT = {
+    "accounts": ("industry", "Software"),
+    "contacts": ("title", "Engineer"),
+    "leads": ("source", "Website"),
+    "opportunities": ("stage", "qualified"),
+    "activities": ("description", "Ask about renewal"),
+    "notes": ("title", "Fair"),
+}
+ENTITIES = list(MINIMAL)
+
+
+@dataclass
+class Team:
+    tenant: Tenant
+    other: Tenant
+    admin: dict[str, str]
+    manager: dict[str, str]
+    employee: dict[str, str]
+    peer: dict[str, str]
+    support: dict[str, str]
+    outsider: dict[str, str]
+    employee_user: SeededUser
+    peer_user: SeededUser
+
+
+@pytest.fixture
+async def team(client: Any) -> Team:
+    app = client.app
+    tenant = await make_tenant(app, "Records Inc")
+    other = await make_tenant(app, "Elsewhere")
+    _, admin = await user_with_headers(app, "admin", tenant.id)
+    _, manager = await user_with_headers(app, "manager", tenant.id, department="Sales")
+    employee_user, employee = await user_with_headers(
+        app, "employee", tenant.id, department="Sales"
+    )
+    peer_user, peer = await user_with_headers(app, "employee", tenant.id, department="Support")
+    _, support = await user_with_headers(app, "support", tenant.id)
+    _, outsider = await user_with_headers(app, "admin", other.id)
+    return Team(tenant, other, admin, manager, employee, peer, support, outsider, employee_user,
+                peer_user)  # fmt: skip
+
+
+async def create(client: Any, entity: str, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    resp = await client.post(f"/api/{entity}", json={**MINIMAL[entity], **body}, headers=headers)
+    data = await resp.json()
+    assert resp.status == 201, data
+    return dict(data["data"])
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+async def test_crud_soft_delete_and_restore(client: Any, team: Team, entity: str) -> None:
+    record = await create(client, entity, team.admin)
+    assert record["version"] == 1 and record["tenant_id"] == str(team.tenant.id)
+    url = f"/api/{entity}/{record['id']}"
+    got = await (await client.get(url, headers=team.admin)).json()
+    assert got["data"]["id"] == record["id"]
+
+    field, value = EDIT[entity]
+    patched = await client.patch(url, json={field: value}, headers=team.admin)
+    body = (await patched.json())["data"]
+    assert patched.status == 200 and body[field] == value and body["version"] == 2
+    # fields the patch did not name are kept
+    for name, given in MINIMAL[entity].items():
+        if name in ("value", "amount"):  # money comes back as an exact decimal string
+            assert Decimal(body[name]) == Decimal(given)
+        else:
+            assert body[name] == given
+
+    # PUT replaces: what is not given is cleared (required fields must be given)
+    required = {k: v for k, v in MINIMAL[entity].items() if k in ("name", "subject", "content")}
+    put = await client.put(url, json={**required, field: value}, headers=team.admin)
+    replaced = (await put.json())["data"]
+    cleared = [name for name in MINIMAL[entity] if name not in required]
+    # a PUT that changes nothing does not bump the version
+    assert put.status == 200 and replaced["version"] == (3 if cleared else 2)
+    for name in cleared:  # back to the column default (an activity's type: "task") or null
+        assert replaced[name] == ("task" if name == "type" else None)
+
+    assert (await client.delete(url, headers=team.admin)).status == 200
+    assert (await client.get(url, headers=team.admin)).status == 404
+    deleted = await (await client.get(f"/api/{entity}?deleted=true", headers=team.admin)).json()
+    assert [r["id"] for r in deleted["data"]] == [record["id"]]
+    restored = await client.post(f"{url}/restore", headers=team.admin)
+    assert restored.status == 200
+    assert (await client.get(url, headers=team.admin)).status == 200
+
+
+async def test_bad_input_is_refused_and_nothing_is_stored(client: Any, team: Team) -> None:
+    cases = [
+        ({"name": "X", "colour": "red"}, "colour"),  # unknown field
+        ({"name": "X", "employee_count": "many"}, "employee_count"),  # wrong type
+        ({"industry": "Software"}, "name"),  # required missing
+        ({"name": ""}, "name"),  # empty required
+        ({"name": "X", "annual_revenue": "1.234"}, "annual_revenue"),  # 3 decimals
+    ]
+    for body, field in cases:
+        resp = await client.post("/api/accounts", json=body, headers=team.admin)
+        data = await resp.json()
+        assert resp.status == 422, (body, data)
+        assert field in {d["field"] for d in data["details"]}, data
+    listed = await (await client.get("/api/accounts", headers=team.admin)).json()
+    assert listed["data"] == []
+    assert (await client.get("/api/accounts/not-a-uuid", headers=team.admin)).status == 400
+    assert (await client.get(f"/api/accounts/{uuid.uuid4()}", headers=team.admin)).status == 404
+    malformed = await client.post(
+        "/api/accounts", data=b"{nope", headers={**team.admin, "Content-Type": "application/json"}
+    )
+    assert malformed.status == 400
+
+
+async def test_links_must_point_at_live_records_of_the_same_tenant(client: Any, team: Team) -> None:
+    theirs = await create(client, "accounts", team.outsider)
+    ours = await create(client, "accounts", team.admin)
+    bad = await client.post(
+        "/api/contacts", json={"first_name": "X", "account_id": theirs["id"]}, headers=team.admin
+    )
+    assert bad.status == 422
+    assert (await bad.json())["details"][0]["field"] == "account_id"
+    good = await create(client, "contacts", team.admin, account_id=ours["id"])
+    assert good["account_id"] == ours["id"]
+    note = await client.post(
+        "/api/notes",
+        json={"content": "x", "related_type": "account", "related_id": theirs["id"]},
+        headers=team.admin,
+    )
+    assert note.status == 422
+    wrong_type = await client.post(
+        "/api/notes",
+        json={"content": "x", "related_type": "planet", "related_id": ours["id"]},
+        headers=team.admin,
+    )
+    assert wrong_type.status == 422
+    linked = await create(
+        client, "notes", team.admin, related_type="account", related_id=ours["id"]
+    )
+    listed = await client.get(f"/api/notes?related_id={ours['id']}", headers=team.admin)
+    assert [n["id"] for n in (await listed.json())["data"]] == [linked["id"]]
+
+
+async def test_data_scope_per_role(client: Any, team: Team) -> None:
+    mine = await create(client, "contacts", team.employee, email="mine@acme.test")
+    assert mine["owner_id"] == str(team.employee_user.id) and mine["department"] == "Sales"
+    peers = await create(client, "contacts", team.peer, email="peer@acme.test")
+    assigned = await create(
+        client, "contacts", team.admin, email="assigned@acme.test",
+        assigned_to=str(team.employee_user.id), department="Ops",
+    )  # fmt: skip
+    admins = await create(client, "contacts", team.admin, email="admin@acme.test", department="Ops")
+
+    async def visible(headers: dict[str, str]) -> set[str]:
+        resp = await client.get("/api/contacts?limit=100", headers=headers)
+        assert resp.status == 200
+        return {r["email"] for r in (await resp.json())["data"]}
+
+    everyone = {"mine@acme.test", "peer@acme.test", "assigned@acme.test", "admin@acme.test"}
+    assert await visible(team.admin) == everyone
+    assert await visible(team.support) == everyone
+    assert await visible(team.employee) == {"mine@acme.test", "assigned@acme.test"}
+    assert await visible(team.manager) == {"mine@acme.test"}  # the Sales department
+    assert await visible(team.outsider) == set()
+
+    # invisible is 404, visible-but-not-editable is 403, and nothing changes
+    peer_url = f"/api/contacts/{peers['id']}"
+    assert (await client.get(peer_url, headers=team.employee)).status == 404
+    assert (await client.patch(peer_url, json={"title": "x"}, headers=team.employee)).status == 404
+    admin_url = f"/api/contacts/{admins['id']}"
+    assert (await client.patch(admin_url, json={"title": "x"}, headers=team.support)).status == 403
+    assert (await client.patch(admin_url, json={"title": "x"}, headers=team.manager)).status == 404
+    # the assignee may edit; employees may not delete (matrix) nor re-own
+    assigned_url = f"/api/contacts/{assigned['id']}"
+    edit = await client.patch(assigned_url, json={"title": "Buyer"}, headers=team.employee)
+    assert edit.status == 200
+    assert (await client.delete(assigned_url, headers=team.employee)).status == 403
+    reown = await client.patch(
+        assigned_url, json={"owner_id": str(team.employee_user.id)}, headers=team.employee
+    )
+    assert reown.status == 403
+    # support changes nothing
+    assert (
+        await client.post("/api/contacts", json={"first_name": "S"}, headers=team.support)
+    ).status == 403
+    # another tenant: its admin cannot reach our records, nor name our tenant
+    assert (await client.get(admin_url, headers=team.outsider)).status == 404
+    assert (await client.delete(admin_url, headers=team.outsider)).status == 404
+    named = await client.get(f"/api/contacts?tenant_id={team.tenant.id}", headers=team.outsider)
+    assert named.status == 403
+    assert (await named.json())["message"] == "Access denied: Invalid tenant"
+    still = await (await client.get(admin_url, headers=team.admin)).json()
+    assert still["data"]["version"] == 1
+
+
+async def test_superadmin_names_the_tenant(client: Any, team: Team) -> None:
+    _, root = await user_with_headers(client.app, "superadmin")
+    assert (await client.get("/api/accounts", headers=root)).status == 400
+    created = await client.post(
+        "/api/accounts", json={"name": "Via root", "tenant_id": team.tenant.slug}, headers=root
+    )
+    assert created.status == 201
+    listed = await client.get("/api/accounts", headers={**root, "X-Tenant-ID": str(team.tenant.id)})
+    assert [a["name"] for a in (await listed.json())["data"]] == ["Via root"]
+
+
+async def test_lists_page_sort_filter_and_search(client: Any, team: Team) -> None:
+    names = ["Delta", "alpha", "Charlie", "bravo", "Echo", "Foxtrot", "Golf"]
+    for i, name in enumerate(names):
+        await create(client, "accounts", team.admin, name=name, industry="Tech" if i % 2 else "Retail",
+                     email=f"{name.lower()}@example.org")  # fmt: skip
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        url = "/api/accounts?limit=3&sort=name" + (f"&cursor={cursor}" if cursor else "")
+        page = await (await client.get(url, headers=team.admin)).json()
+        seen += [a["name"] for a in page["data"]]
+        cursor = page["pagination"]["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(names)  # every record exactly once, in order
+
+    newest = await (await client.get("/api/accounts?limit=2", headers=team.admin)).json()
+    assert [a["name"] for a in newest["data"]] == ["Golf", "Foxtrot"]
+    tech = await (
+        await client.get("/api/accounts?industry=Tech&include_total=true", headers=team.admin)
+    ).json()
+    assert tech["pagination"]["total"] == 3 and all(a["industry"] == "Tech" for a in tech["data"])
+    found = await (await client.get("/api/accounts?q=ALP", headers=team.admin)).json()
+    assert [a["name"] for a in found["data"]] == ["alpha"]
+    by_email = await (await client.get("/api/accounts?q=echo@", headers=team.admin)).json()
+    assert [a["name"] for a in by_email["data"]] == ["Echo"]
+    literal = await (await client.get("/api/accounts?q=%25", headers=team.admin)).json()
+    assert literal["data"] == []  # % is searched for, not a wildcard
+
+    assert (await client.get("/api/accounts?sort=website", headers=team.admin)).status == 422
+    assert (await client.get("/api/accounts?cursor=garbage", headers=team.admin)).status == 400
+    assert (await client.get("/api/accounts?limit=0", headers=team.admin)).status == 422
+    assert (await client.get("/api/accounts?stage=won", headers=team.admin)).status == 422
+
+
+async def test_stale_write_is_refused_with_if_match(client: Any, team: Team) -> None:
+    record = await create(client, "accounts", team.admin)
+    url = f"/api/accounts/{record['id']}"
+    ok = await client.patch(url, json={"city": "Paris"}, headers={**team.admin, "If-Match": "1"})
+    assert ok.status == 200
+    stale = await client.patch(url, json={"city": "Rome"}, headers={**team.admin, "If-Match": "1"})
+    assert stale.status == 409
+    assert (await stale.json())["details"]["current_version"] == 2
+    final = await (await client.get(url, headers=team.admin)).json()
+    assert final["data"]["city"] == "Paris"
+
+
+async def test_api_key_scopes_apply_to_records(client: Any, team: Team) -> None:
+    created = await client.post(
+        "/api/api-keys", json={"name": "crm read", "permissions": ["read:contacts"]},
+        headers=team.admin,
+    )  # fmt: skip
+    key = {"X-API-Key": (await created.json())["data"]["key"]}
+    await create(client, "contacts", team.admin)
+    assert (await client.get("/api/contacts", headers=key)).status == 200
+    assert (await client.post("/api/contacts", json={"first_name": "K"}, headers=key)).status == 403
+    assert (await client.get("/api/accounts", headers=key)).status == 403
