@@ -12,7 +12,7 @@ import re
 import unicodedata
 import uuid
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,10 +307,42 @@ def _slug_conflict(slug: str) -> Conflict:
     )
 
 
+def apply_module_changes(
+    session: Session, tenant_id: uuid.UUID, modules: Mapping[str, ModuleChange]
+) -> None:
+    """Create missing rows from DEFAULT_MODULES, then toggle and merge settings (null removes)."""
+    existing = {m.module_name: m for m in _modules_of(session, tenant_id)}
+    for module_name, change in modules.items():
+        row = existing.get(module_name)
+        if row is None:
+            default = MODULES_BY_NAME[module_name]
+            row = ModuleSetting(
+                tenant_id=tenant_id,
+                module_name=module_name,
+                is_enabled=default.is_enabled,
+                settings=dict(default.settings) if default.settings is not None else None,
+            )
+            session.add(row)
+        if change.is_enabled is not None and change.is_enabled != row.is_enabled:
+            row.is_enabled = change.is_enabled
+        if change.settings is not None:
+            merged = _merge(row.settings or {}, change.settings)
+            if merged != row.settings:
+                row.settings = merged
+
+
 class TenantService:
     def __init__(
-        self, settings: Settings, db: Database, directory: TenantDirectory, gate: AuthGate
+        self,
+        settings: Settings,
+        db: Database,
+        directory: TenantDirectory,
+        gate: AuthGate,
+        *,
+        on_modules_changed: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
+        # told when a PUT toggles modules (ModuleSettingsService drops its cached answers)
+        self._on_modules_changed = on_modules_changed
         self._gate = gate
         self._settings = settings
         self._db = db
@@ -511,30 +543,15 @@ class TenantService:
         if changes.status is not None:
             # a suspended tenant's sessions and keys stop working now, not in 5 seconds
             self._gate.forget_all()
+        if changes.modules and self._on_modules_changed is not None:
+            self._on_modules_changed(tenant_id)
         return view
 
     @staticmethod
     def _apply_modules(
         session: Session, tenant_id: uuid.UUID, modules: Mapping[str, ModuleChange]
     ) -> None:
-        existing = {m.module_name: m for m in _modules_of(session, tenant_id)}
-        for module_name, change in modules.items():
-            row = existing.get(module_name)
-            if row is None:
-                default = MODULES_BY_NAME[module_name]
-                row = ModuleSetting(
-                    tenant_id=tenant_id,
-                    module_name=module_name,
-                    is_enabled=default.is_enabled,
-                    settings=dict(default.settings) if default.settings is not None else None,
-                )
-                session.add(row)
-            if change.is_enabled is not None and change.is_enabled != row.is_enabled:
-                row.is_enabled = change.is_enabled
-            if change.settings is not None:
-                merged = _merge(row.settings or {}, change.settings)
-                if merged != row.settings:
-                    row.settings = merged
+        apply_module_changes(session, tenant_id, modules)
 
     # -- delete ---------------------------------------------------------------------------
     async def delete(self, actor: Principal, tenant_id: uuid.UUID) -> dict[str, Any]:
