@@ -507,8 +507,9 @@ def _name_taken(entity: str, name: str) -> Conflict:
 
 
 class CustomFieldService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self._db = db
+        self._cache_seconds = cache_seconds
         # tenant -> (expires at, monotonic; definitions by entity)
         self._cache: dict[uuid.UUID, tuple[float, dict[str, list[FieldDefinition]]]] = {}
 
@@ -527,7 +528,7 @@ class CustomFieldService:
             grouped: dict[str, list[FieldDefinition]] = {}
             for definition in await self._db.run(read, tenant_id=tenant_id, write=False):
                 grouped.setdefault(definition.entity, []).append(definition)
-            cached = (now + CACHE_SECONDS, grouped)
+            cached = (now + self._cache_seconds, grouped)
             self._cache[tenant_id] = cached
         return list(cached[1].get(entity, ()))
 
@@ -618,6 +619,9 @@ class CustomFieldService:
         field_id: uuid.UUID,
         changes: FieldChanges,
     ) -> dict[str, Any]:
+        """Label, options, required flag and position.  The type never changes (stored
+        values would no longer fit).  Dropping a select option that records still hold is
+        allowed: those stored values stay as they are and are no longer offered."""
         require_allowed(
             actor, RESOURCE, "update", message="Only administrators may change custom fields"
         )

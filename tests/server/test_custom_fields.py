@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 
 from aisha_server import keys
 from aisha_server.db.models import CustomField
+from aisha_server.services.custom_fields import CustomFieldService
 from tests.factories import make_tenant, user_with_headers
 
 REFERRAL = {
@@ -321,3 +322,28 @@ async def test_the_guides_sql_rows_show_up(client: Any, backend: str) -> None:
         headers=admin,
     )
     assert (await resp.json())["data"]["label"] == "Referral source"
+
+
+async def test_definitions_cache_is_per_tenant_and_expires(client: Any) -> None:
+    app = client.app
+    tenant_id, admin = await _tenant_admin(app)
+    other_id, other_admin = await _tenant_admin(app)
+    await _create(client, admin, REFERRAL)
+    await _create(client, other_admin, {**REFERRAL, "field_name": "other_source"})
+    cached = app[keys.CUSTOM_FIELD_SERVICE]
+    fresh = CustomFieldService(app[keys.DB], cache_seconds=0)
+    assert [d.field_name for d in await cached.definitions_for(tenant_id, "contact")] == [
+        "referral_source"
+    ]
+    assert [d.field_name for d in await cached.definitions_for(other_id, "contact")] == [
+        "other_source"
+    ]
+    assert await cached.definitions_for(tenant_id, "lead") == []
+
+    def archive(session: Any) -> None:  # a change made elsewhere (another server process)
+        session.execute(text("UPDATE custom_fields SET is_archived = true"))
+
+    await app[keys.DB].run(archive, system=True)
+    # within its few seconds the cache still answers; an expired one reads again
+    assert not (await cached.definitions_for(tenant_id, "contact"))[0].is_archived
+    assert (await fresh.definitions_for(tenant_id, "contact"))[0].is_archived
