@@ -134,7 +134,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[keys.ENTITY_LABEL_SERVICE] = EntityLabelService(db)
     app[keys.MODULE_SETTINGS_SERVICE] = module_settings_service
     app[keys.CUSTOM_FIELD_SERVICE] = CustomFieldService(db)
-    app[keys.RECORD_SERVICE] = RecordService(db)
+    app[keys.RECORD_SERVICE] = RecordService(
+        db, app[keys.CUSTOM_FIELD_SERVICE], app[keys.MODULE_SETTINGS_SERVICE]
+    )
 
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)

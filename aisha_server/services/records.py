@@ -34,6 +34,8 @@ from aisha_server.db.models import Account, Activity, Contact, Lead, Note, Oppor
 from aisha_server.db.models.crm import Record
 from aisha_server.db.uow import Database
 from aisha_server.errors import BadRequest, Invalid, NotFound, PermissionDenied
+from aisha_server.services.custom_fields import CustomFieldService, validate_values
+from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.pagination import Page
 
 T = TypeVar("T")
@@ -221,8 +223,35 @@ def record_view(spec: EntitySpec, row: Record) -> dict[str, Any]:
 
 
 class RecordService:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, custom_fields: CustomFieldService, modules: ModuleSettingsService
+    ) -> None:
         self._db = db
+        self._custom_fields = custom_fields
+        self._modules = modules
+
+    async def _prepare(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, action: str
+    ) -> EntitySpec:
+        """Entity known, action allowed to the role, module enabled for the tenant."""
+        spec = self.spec(entity)
+        self._require(actor, spec, action)
+        await self._modules.require_enabled(tenant_id, spec.name)
+        return spec
+
+    async def _check_stage(
+        self, tenant_id: uuid.UUID, spec: EntitySpec, values: Mapping[str, Any]
+    ) -> None:
+        """Opportunity stages come from the tenant's `opportunities` module settings."""
+        stage = values.get("stage")
+        if spec.name != "opportunities" or stage is None:
+            return
+        stages = (await self._modules.settings_for(tenant_id, "opportunities")).get("stages") or []
+        if stages and stage not in stages:
+            raise Invalid(
+                "Validation failed: stage",
+                details=[{"field": "stage", "message": f"must be one of {list(stages)}"}],
+            )
 
     @staticmethod
     def spec(entity: str) -> EntitySpec:
@@ -331,9 +360,13 @@ class RecordService:
     async def create(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, values: Mapping[str, Any]
     ) -> dict[str, Any]:
-        spec = self.spec(entity)
-        self._require(actor, spec, "create")
+        spec = await self._prepare(actor, tenant_id, entity, "create")
         data = dict(values)
+        await self._check_stage(tenant_id, spec, data)
+        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        data["custom_fields"] = validate_values(
+            definitions, data.get("custom_fields") or {}, partial=False
+        )
         missing = [f for f in spec.required if data.get(f) in (None, "")]
         if missing:
             raise Invalid(
@@ -364,8 +397,7 @@ class RecordService:
     async def get(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
     ) -> dict[str, Any]:
-        spec = self.spec(entity)
-        self._require(actor, spec, "read")
+        spec = await self._prepare(actor, tenant_id, entity, "read")
         return await self._db.run(
             lambda s: record_view(spec, self._load(s, spec, actor, tenant_id, record_id)),
             tenant_id=tenant_id,
@@ -375,8 +407,7 @@ class RecordService:
     async def list(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, params: ListParams
     ) -> RecordPage:
-        spec = self.spec(entity)
-        self._require(actor, spec, "read")
+        spec = await self._prepare(actor, tenant_id, entity, "read")
         model = spec.model
         descending = params.sort.startswith("-")
         sort_name = params.sort.lstrip("-+")
@@ -479,9 +510,10 @@ class RecordService:
     ) -> dict[str, Any]:
         """PATCH (`replace=False`) changes what is given; PUT (`replace=True`) also clears
         every writable field not given.  `base_version` (If-Match) refuses a stale write."""
-        spec = self.spec(entity)
-        self._require(actor, spec, "update")
+        spec = await self._prepare(actor, tenant_id, entity, "update")
         data = dict(values)
+        await self._check_stage(tenant_id, spec, data)
+        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
         if replace:
             missing = [f for f in spec.required if data.get(f) in (None, "")]
             if missing:
@@ -504,6 +536,13 @@ class RecordService:
             if base_version is not None and row.version != base_version:
                 raise _stale(spec, row.version)
             changes = dict(data)
+            if replace or "custom_fields" in changes:
+                changes["custom_fields"] = validate_values(
+                    definitions,
+                    changes.get("custom_fields") or {},
+                    partial=not replace,
+                    existing=row.custom_fields,
+                )
             if replace:
                 for name in spec.writable:
                     if name not in changes and name not in ("owner_id", "department"):
@@ -524,8 +563,7 @@ class RecordService:
     async def delete(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
     ) -> dict[str, Any]:
-        spec = self.spec(entity)
-        self._require(actor, spec, "delete")
+        spec = await self._prepare(actor, tenant_id, entity, "delete")
 
         def write(session: Session) -> dict[str, Any]:
             row = self._load(session, spec, actor, tenant_id, record_id)
@@ -538,8 +576,7 @@ class RecordService:
     async def restore(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
     ) -> dict[str, Any]:
-        spec = self.spec(entity)
-        self._require(actor, spec, "delete")
+        spec = await self._prepare(actor, tenant_id, entity, "delete")
 
         def write(session: Session) -> dict[str, Any]:
             row = self._load(session, spec, actor, tenant_id, record_id, deleted=True)

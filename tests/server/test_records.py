@@ -280,3 +280,99 @@ async def test_api_key_scopes_apply_to_records(client: Any, team: Team) -> None:
     assert (await client.get("/api/contacts", headers=key)).status == 200
     assert (await client.post("/api/contacts", json={"first_name": "K"}, headers=key)).status == 403
     assert (await client.get("/api/accounts", headers=key)).status == 403
+
+
+async def test_custom_field_values_are_validated_on_every_write(client: Any, team: Team) -> None:
+    for body in (
+        {"entity": "contact", "field_name": "referral_source", "field_type": "select",
+         "options": ["Website", "Referral", "Event", "Other"]},
+        {"entity": "contact", "field_name": "renewal_date", "field_type": "date"},
+        {"entity": "contact", "field_name": "tier", "field_type": "number", "is_required": True},
+    ):  # fmt: skip
+        resp = await client.post("/api/custom-fields", json=body, headers=team.admin)
+        assert resp.status == 201, await resp.text()
+
+    missing = await client.post("/api/contacts", json={"first_name": "A"}, headers=team.admin)
+    assert missing.status == 422
+    assert "custom_fields.tier" in {d["field"] for d in (await missing.json())["details"]}
+    bad = await client.post(
+        "/api/contacts",
+        json={"first_name": "A", "custom_fields": {"tier": "gold", "referral_source": "Radio",
+                                                   "renewal_date": "31/12/2026", "nope": 1}},
+        headers=team.admin,
+    )  # fmt: skip
+    fields = {d["field"] for d in (await bad.json())["details"]}
+    assert bad.status == 422
+    assert fields == {"custom_fields.tier", "custom_fields.referral_source",
+                      "custom_fields.renewal_date", "custom_fields.nope"}  # fmt: skip
+    assert (await (await client.get("/api/contacts", headers=team.admin)).json())["data"] == []
+
+    good = await create(
+        client, "contacts", team.admin, first_name="A",
+        custom_fields={"tier": 2, "referral_source": "Event", "renewal_date": "2026-12-31"},
+    )  # fmt: skip
+    assert good["custom_fields"] == {
+        "tier": 2,
+        "referral_source": "Event",
+        "renewal_date": "2026-12-31",
+    }
+    url = f"/api/contacts/{good['id']}"
+    patch = await client.patch(
+        url, json={"custom_fields": {"referral_source": "Website"}}, headers=team.admin
+    )
+    assert (await patch.json())["data"]["custom_fields"]["tier"] == 2  # PATCH keeps the others
+    cleared = await client.patch(url, json={"custom_fields": {"tier": None}}, headers=team.admin)
+    assert cleared.status == 422  # a required field cannot be emptied
+    # archiving a definition keeps stored values
+    defs = await (await client.get("/api/custom-fields?entity=contact", headers=team.admin)).json()
+    source = next(d for d in defs["data"] if d["field_name"] == "referral_source")
+    assert (
+        await client.delete(f"/api/custom-fields/{source['id']}", headers=team.admin)
+    ).status == 200
+    kept = await (await client.get(url, headers=team.admin)).json()
+    assert kept["data"]["custom_fields"]["referral_source"] == "Website"
+
+
+async def test_disabled_module_answers_403_and_changes_nothing(client: Any, team: Team) -> None:
+    lead = await create(client, "leads", team.admin)
+    off = await client.put(
+        "/api/module-settings/leads", json={"is_enabled": False}, headers=team.admin
+    )
+    assert off.status == 200, await off.text()
+    for method, url in (
+        ("get", "/api/leads"),
+        ("get", f"/api/leads/{lead['id']}"),
+        ("patch", f"/api/leads/{lead['id']}"),
+        ("delete", f"/api/leads/{lead['id']}"),
+        ("post", "/api/leads"),
+    ):
+        kwargs = {"json": {"first_name": "Z"}} if method in ("patch", "post") else {}
+        resp = await getattr(client, method)(url, headers=team.admin, **kwargs)
+        body = await resp.json()
+        assert resp.status == 403 and body["code"] == "module_disabled", (method, url, body)
+    assert (await client.get("/api/contacts", headers=team.admin)).status == 200
+    on = await client.put(
+        "/api/module-settings/leads", json={"is_enabled": True}, headers=team.admin
+    )
+    assert on.status == 200
+    again = await (await client.get(f"/api/leads/{lead['id']}", headers=team.admin)).json()
+    assert again["data"]["version"] == 1 and again["data"]["first_name"] == "Lee"
+
+
+async def test_opportunity_stages_come_from_module_settings(client: Any, team: Team) -> None:
+    deal = await create(client, "opportunities", team.admin, stage="prospect")
+    url = f"/api/opportunities/{deal['id']}"
+    wrong = await client.patch(url, json={"stage": "dreaming"}, headers=team.admin)
+    assert wrong.status == 422
+    assert (await wrong.json())["details"][0]["field"] == "stage"
+    assert (
+        await client.patch(url, json={"stage": "negotiation"}, headers=team.admin)
+    ).status == 200
+    custom = await client.put(
+        "/api/module-settings/opportunities",
+        json={"settings": {"stages": ["new", "won", "lost"]}},
+        headers=team.admin,
+    )
+    assert custom.status == 200, await custom.text()
+    assert (await client.patch(url, json={"stage": "qualified"}, headers=team.admin)).status == 422
+    assert (await client.patch(url, json={"stage": "won"}, headers=team.admin)).status == 200
