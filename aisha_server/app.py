@@ -29,6 +29,7 @@ from aisha_server.api import (
     records,
     system,
     tenants,
+    timeline,
     users,
 )
 from aisha_server.api import docs as api_docs
@@ -52,6 +53,7 @@ from aisha_server.services.system import SystemService
 from aisha_server.services.system_log import LogEntry, SystemLogWriter
 from aisha_server.services.tenant_directory import TenantDirectory
 from aisha_server.services.tenants import TenantService
+from aisha_server.services.timeline import TimelineService
 from aisha_server.services.users import UserService
 
 log = logging.getLogger("aisha.server")
@@ -67,6 +69,7 @@ ROUTE_MODULES = (
     entity_labels,
     module_settings,
     custom_fields,
+    timeline,
     records,
     api_docs,
 )
@@ -137,6 +140,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[keys.RECORD_SERVICE] = RecordService(
         db, app[keys.CUSTOM_FIELD_SERVICE], app[keys.MODULE_SETTINGS_SERVICE]
     )
+    app[keys.TIMELINE_SERVICE] = TimelineService(db, app[keys.RECORD_SERVICE])
 
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)

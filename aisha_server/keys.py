@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from aisha_server.services.system_log import SystemLogWriter
     from aisha_server.services.tenant_directory import TenantDirectory
     from aisha_server.services.tenants import TenantService
+    from aisha_server.services.timeline import TimelineService
     from aisha_server.services.users import UserService
 
 # -- application state ---------------------------------------------------------------------
@@ -61,6 +62,7 @@ ENTITY_LABEL_SERVICE: web.AppKey[EntityLabelService] = web.AppKey("entity_label_
 MODULE_SETTINGS_SERVICE: web.AppKey[ModuleSettingsService] = web.AppKey("module_settings_service")
 CUSTOM_FIELD_SERVICE: web.AppKey[CustomFieldService] = web.AppKey("custom_field_service")
 RECORD_SERVICE: web.AppKey[RecordService] = web.AppKey("record_service")
+TIMELINE_SERVICE: web.AppKey[TimelineService] = web.AppKey("timeline_service")
 
 # -- per request -----------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

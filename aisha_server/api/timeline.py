@@ -1,0 +1,56 @@
+"""`GET /api/{entity}/{id}/timeline` for accounts, contacts, leads and opportunities."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from aisha_server import keys
+from aisha_server.api.context import principal, tenant_for
+from aisha_server.api.routing import Routes
+from aisha_server.envelope import success
+from aisha_server.errors import BadRequest
+from aisha_server.services.timeline import TIMELINE_ENTITIES
+
+routes = Routes()
+
+
+class TimelineQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(100, ge=1, le=500)
+    before: datetime | None = Field(None, description="entries older than this (paging)")
+    tenant_id: str | None = None
+
+
+def _mount(entity: str) -> None:
+    @routes.get(
+        f"/api/{entity}/{{record_id}}/timeline",
+        summary=f"Timeline of a {entity[:-1] if entity != 'opportunities' else 'opportunity'}:"
+        " activities, notes and lifecycle, newest first",
+        tags=(entity,),
+        query=TimelineQuery,
+    )
+    async def timeline(request: web.Request, query: TimelineQuery) -> web.Response:
+        try:
+            record_id = uuid.UUID(request.match_info["record_id"])
+        except ValueError:
+            raise BadRequest("Invalid id: not a UUID", code="invalid_id") from None
+        tenant_id = await tenant_for(request, query.tenant_id)
+        assert tenant_id is not None
+        items = await request.app[keys.TIMELINE_SERVICE].timeline(
+            principal(request),
+            tenant_id,
+            entity,
+            record_id,
+            limit=query.limit,
+            before=query.before,
+        )
+        return success(items)
+
+
+for _entity in TIMELINE_ENTITIES:
+    _mount(_entity)
