@@ -56,7 +56,12 @@ def _scope_indexes(table: str) -> tuple[Index, ...]:
 
 class Account(Record, Base):
     __tablename__ = "accounts"
-    __table_args__ = (*_scope_indexes("accounts"), Index(None, "tenant_id", "name"))
+    __table_args__ = (
+        *_scope_indexes("accounts"),
+        Index(None, "tenant_id", "name"),
+        Index(None, "tenant_id", "email"),
+        Index(None, "tenant_id", "phone_e164"),
+    )
 
     name: Mapped[str] = mapped_column(String(300))
     type: Mapped[str | None] = mapped_column(String(50), default=None)
@@ -64,6 +69,8 @@ class Account(Record, Base):
     website: Mapped[str | None] = mapped_column(String(500), default=None)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     phone: Mapped[str | None] = mapped_column(String(50), default=None)
+    # derived from `phone` with the tenant's default region (duplicate detection, dialling)
+    phone_e164: Mapped[str | None] = mapped_column(String(20), default=None)
     annual_revenue: Mapped[Decimal | None] = mapped_column(default=None)
     employee_count: Mapped[int | None] = mapped_column(default=None)
     address_1: Mapped[str | None] = mapped_column(String(300), default=None)
@@ -83,6 +90,8 @@ class Contact(Record, Base):
         Index(None, "tenant_id", "email"),
         Index(None, "tenant_id", "account_id"),
         Index(None, "tenant_id", "last_name", "first_name"),
+        Index(None, "tenant_id", "phone_e164"),
+        Index(None, "tenant_id", "mobile_e164"),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(100), default=None)
@@ -90,6 +99,8 @@ class Contact(Record, Base):
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     phone: Mapped[str | None] = mapped_column(String(50), default=None)
     mobile: Mapped[str | None] = mapped_column(String(50), default=None)
+    phone_e164: Mapped[str | None] = mapped_column(String(20), default=None)
+    mobile_e164: Mapped[str | None] = mapped_column(String(20), default=None)
     title: Mapped[str | None] = mapped_column(String(200), default=None)
     company: Mapped[str | None] = mapped_column(String(300), default=None)
     account_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -106,12 +117,14 @@ class Lead(Record, Base):
         *_scope_indexes("leads"),
         Index(None, "tenant_id", "email"),
         Index(None, "tenant_id", "status", "updated_at"),
+        Index(None, "tenant_id", "phone_e164"),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(100), default=None)
     last_name: Mapped[str | None] = mapped_column(String(100), default=None)
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     phone: Mapped[str | None] = mapped_column(String(50), default=None)
+    phone_e164: Mapped[str | None] = mapped_column(String(20), default=None)
     company: Mapped[str | None] = mapped_column(String(300), default=None)
     title: Mapped[str | None] = mapped_column(String(200), default=None)
     source: Mapped[str | None] = mapped_column(String(100), default=None)
