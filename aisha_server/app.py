@@ -26,6 +26,7 @@ from aisha_server.api import (
     entity_labels,
     module_settings,
     permissions,
+    record_io,
     records,
     system,
     tenants,
@@ -48,6 +49,7 @@ from aisha_server.services.employees import EmployeeService
 from aisha_server.services.entity_labels import EntityLabelService
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.permissions import PermissionService
+from aisha_server.services.record_io import RecordIOService
 from aisha_server.services.records import RecordService
 from aisha_server.services.system import SystemService
 from aisha_server.services.system_log import LogEntry, SystemLogWriter
@@ -139,6 +141,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[keys.CUSTOM_FIELD_SERVICE] = CustomFieldService(db)
     app[keys.RECORD_SERVICE] = RecordService(
         db, app[keys.CUSTOM_FIELD_SERVICE], app[keys.MODULE_SETTINGS_SERVICE]
+    )
+    app[keys.RECORD_IO_SERVICE] = RecordIOService(
+        db,
+        app[keys.RECORD_SERVICE],
+        app[keys.CUSTOM_FIELD_SERVICE],
+        app[keys.MODULE_SETTINGS_SERVICE],
+        record_io.model_for,
     )
     app[keys.TIMELINE_SERVICE] = TimelineService(db, app[keys.RECORD_SERVICE])
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from aisha_server.services.entity_labels import EntityLabelService
     from aisha_server.services.module_settings import ModuleSettingsService
     from aisha_server.services.permissions import PermissionService
+    from aisha_server.services.record_io import RecordIOService
     from aisha_server.services.records import RecordService
     from aisha_server.services.system import SystemService
     from aisha_server.services.system_log import SystemLogWriter
@@ -62,6 +63,7 @@ ENTITY_LABEL_SERVICE: web.AppKey[EntityLabelService] = web.AppKey("entity_label_
 MODULE_SETTINGS_SERVICE: web.AppKey[ModuleSettingsService] = web.AppKey("module_settings_service")
 CUSTOM_FIELD_SERVICE: web.AppKey[CustomFieldService] = web.AppKey("custom_field_service")
 RECORD_SERVICE: web.AppKey[RecordService] = web.AppKey("record_service")
+RECORD_IO_SERVICE: web.AppKey[RecordIOService] = web.AppKey("record_io_service")
 TIMELINE_SERVICE: web.AppKey[TimelineService] = web.AppKey("timeline_service")
 
 # -- per request -----------------------------------------------------------------------------

@@ -1,0 +1,815 @@
+"""CSV import and export of CRM records, and bulk update / bulk delete (issue 3 item 9).
+
+Import: the whole file is parsed and every row validated with the rules of the records API
+(the pydantic create/patch models of `api.records`, custom fields through `validate_values`,
+links that must exist in the tenant, opportunity stages, ownership rules, data scope), then
+written in ONE transaction: new rows with one bulk `INSERT` per file, changed rows through
+`RecordService._mutate`.  `on_error="rollback"` writes nothing when any row is bad (422 with
+the bad rows); `on_error="skip"` writes the good rows and reports the bad ones.  `dry_run`
+validates and reports without writing.
+
+Bulk update / delete run in one transaction; every id is judged on its own (not found,
+forbidden, invalid) and the ones that pass are written together.
+
+Export streams the caller's visible records in keyset batches (by id), one short read each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import ColumnElement, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from aisha_server.auth.principal import Principal
+from aisha_server.auth.roles import Capability
+from aisha_server.db.base import utcnow
+from aisha_server.db.models.crm import Record
+from aisha_server.db.uow import Database
+from aisha_server.errors import BadRequest, Invalid, PayloadTooLarge
+from aisha_server.services.custom_fields import (
+    CustomFieldService,
+    FieldDefinition,
+    validate_values,
+)
+from aisha_server.services.module_settings import ModuleSettingsService
+from aisha_server.services.records import (
+    RELATED_TYPES,
+    EntitySpec,
+    RecordService,
+    _empty,
+    _like_escape,
+    record_view,
+)
+
+MAX_ROWS = 200_000
+MAX_BULK_IDS = 1_000
+EXPORT_BATCH = 2_000
+CHUNK = 500  # ids per IN (...) lookup
+LIST_SEPARATOR = ";"  # tags and multiselect values inside one CSV cell
+# writable fields a CSV column may not name (JSON documents; custom fields go by `cf.<name>`)
+NOT_MAPPABLE = ("metadata", "custom_fields")
+
+Mode = Literal["create", "update", "upsert"]
+Match = Literal["email", "phone", "id"]
+OnError = Literal["rollback", "skip"]
+
+# Built by the API module (pydantic models of the records API) and handed to the service, so
+# the service does not import the web layer.
+ModelFor = Callable[[EntitySpec, str], type[BaseModel]]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    mapping: Mapping[str, str] | None = None  # csv column -> field (or `cf.<name>`, `id`)
+    mode: Mode = "create"
+    match: Match | None = None
+    dry_run: bool = False
+    on_error: OnError = "rollback"
+
+
+@dataclass
+class RowResult:
+    row: int
+    status: str  # created | updated | error | skipped
+    id: uuid.UUID | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "status": self.status, "id": self.id, "errors": self.errors}
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    rows: list[RowResult]
+    dry_run: bool
+    mode: str
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = {"rows": len(self.rows), "created": 0, "updated": 0, "skipped": 0, "error": 0}
+        for r in self.rows:
+            counts[r.status] += 1
+        counts["errors"] = counts.pop("error")
+        return counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "totals": self.totals,
+            "rows": [r.as_dict() for r in self.rows],
+        }
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    id: uuid.UUID
+    status: str  # updated | deleted | not_found | forbidden | error
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    q: str | None = None
+    equals: Mapping[str, Any] = field(default_factory=dict)
+    owner_id: uuid.UUID | None = None
+    assigned_to: uuid.UUID | None = None
+
+
+# -- CSV parsing -----------------------------------------------------------------------------
+
+
+def parse_csv(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (data row number, cells) of a UTF-8 CSV (BOM, CRLF and quoted newlines
+    allowed; blank lines skipped and not counted).  Problems with the file raise here."""
+    if not data:
+        raise BadRequest("The file is empty", code="empty_file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"The file is not UTF-8 text (invalid byte at position {exc.start});"
+            " save it as CSV UTF-8",
+            code="not_utf8",
+        ) from None
+    if not text.strip():
+        raise BadRequest("The file is empty", code="empty_file")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    header: list[str] | None = None
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            if header is None:
+                header = [c.strip() for c in cells]
+                continue
+            rows.append((len(rows) + 1, cells))
+            if len(rows) > MAX_ROWS:
+                raise PayloadTooLarge(
+                    f"Too many rows: at most {MAX_ROWS:,} per import", code="too_many_rows"
+                )
+    except csv.Error as exc:
+        raise BadRequest(
+            f"The file is not valid CSV (line {reader.line_num}): {exc}", code="bad_csv"
+        ) from None
+    assert header is not None
+    return header, rows
+
+
+def _mappable(spec: EntitySpec) -> tuple[str, ...]:
+    return tuple(f for f in spec.writable if f not in NOT_MAPPABLE)
+
+
+def resolve_mapping(
+    spec: EntitySpec,
+    header: Sequence[str],
+    mapping: Mapping[str, str] | None,
+    definitions: Sequence[FieldDefinition],
+) -> dict[int, str]:
+    """Column index -> target (`<field>`, `cf.<name>` or `id`)."""
+    fields = set(_mappable(spec)) | {"id"}
+    active = {d.field_name for d in definitions if not d.is_archived}
+    result: dict[int, str] = {}
+    if mapping is None:
+        for index, column in enumerate(header):
+            name = column.strip().lower()
+            if name in fields or (name.startswith("cf.") and name[3:] in active):
+                result[index] = name
+    else:
+        positions = {column.strip(): i for i, column in enumerate(header)}
+        problems = []
+        for column, target in mapping.items():
+            target = str(target).strip()
+            if target not in fields and not (target.startswith("cf.") and target[3:] in active):
+                problems.append(
+                    {"field": f"mapping.{column}", "message": f"unknown field {target!r}"}
+                )
+            elif column.strip() not in positions:
+                problems.append(
+                    {"field": f"mapping.{column}", "message": "no such column in the file"}
+                )
+            else:
+                result[positions[column.strip()]] = target
+        if problems:
+            raise Invalid(
+                "Invalid mapping: " + ", ".join(p["field"] for p in problems),
+                details=problems,
+                code="bad_mapping",
+            )
+    targets = list(result.values())
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise Invalid(f"Several columns map to {', '.join(twice)}", code="bad_mapping")
+    if not result:
+        raise Invalid(
+            "No column of the header maps to a field of "
+            f"{spec.name}; expected some of: {', '.join(sorted(fields))} (or cf.<name>)",
+            code="bad_header",
+        )
+    return result
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_context=False)
+    ]
+
+
+def _invalid_problems(exc: Invalid) -> list[dict[str, str]]:
+    if isinstance(exc.details, list):
+        return [dict(d) for d in exc.details]
+    return [{"field": "row", "message": exc.message}]
+
+
+# -- the service -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    result: RowResult
+    values: dict[str, Any]
+    custom: dict[str, Any]
+    key: Any = None  # the match value
+    target: Record | None = None
+
+
+class RecordIOService:
+    def __init__(
+        self,
+        db: Database,
+        records: RecordService,
+        custom_fields: CustomFieldService,
+        modules: ModuleSettingsService,
+        model_for: ModelFor,
+    ) -> None:
+        self._db = db
+        self._records = records
+        self._custom_fields = custom_fields
+        self._modules = modules
+        self._model_for = model_for
+
+    async def _stages(self, tenant_id: uuid.UUID, spec: EntitySpec) -> list[str]:
+        if spec.name != "opportunities":
+            return []
+        settings = await self._modules.settings_for(tenant_id, "opportunities")
+        return list(settings.get("stages") or [])
+
+    # -- import ------------------------------------------------------------------------------
+    async def import_csv(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        entity: str,
+        data: bytes,
+        options: ImportOptions,
+    ) -> ImportReport:
+        records = self._records
+        spec = records.spec(entity)
+        if options.mode in ("create", "upsert"):
+            spec = await records._prepare(actor, tenant_id, entity, "create")
+        if options.mode in ("update", "upsert"):
+            spec = await records._prepare(actor, tenant_id, entity, "update")
+        match = options.match
+        if options.mode != "create":
+            match = match or "id"
+            if match != "id" and match not in spec.fields:
+                raise Invalid(
+                    f"{spec.name} cannot be matched by {match}",
+                    details=[{"field": "match", "message": "use id"}],
+                    code="bad_match",
+                )
+        header, raw_rows = parse_csv(data)
+        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        columns = resolve_mapping(spec, header, options.mapping, definitions)
+        if match is not None and match not in columns.values():
+            raise Invalid(
+                f"mode {options.mode} matches by {match}: map a column to {match}",
+                code="bad_mapping",
+            )
+        stages = await self._stages(tenant_id, spec)
+        create_model = self._model_for(spec, "Create")
+        patch_model = self._model_for(spec, "Patch")
+        list_fields = {"tags"}
+        multi = {d.field_name for d in definitions if d.field_type == "multiselect"}
+        may_own_others = actor.can(Capability.EDIT_ALL_RECORDS)
+
+        # parse every row's cells into typed values (no database needed)
+        rows: list[_Row] = []
+        for number, cells in raw_rows:
+            result = RowResult(number, "error")
+            values: dict[str, Any] = {}
+            custom: dict[str, Any] = {}
+            key: Any = None
+            for index, target in columns.items():
+                cell = cells[index].strip() if index < len(cells) else ""
+                if target == match:
+                    key = cell or None
+                if cell == "":
+                    continue
+                if target.startswith("cf."):
+                    name = target[3:]
+                    custom[name] = (
+                        [v.strip() for v in cell.split(LIST_SEPARATOR) if v.strip()]
+                        if name in multi
+                        else cell
+                    )
+                elif target in list_fields:
+                    values[target] = [v.strip() for v in cell.split(LIST_SEPARATOR) if v.strip()]
+                else:
+                    values[target] = cell
+            if len(cells) > len(header):
+                result.errors.append({"field": "row", "message": "more cells than the header"})
+            values.pop("id", None)
+            if match == "id" and key is not None:
+                try:
+                    key = uuid.UUID(key)
+                except ValueError:
+                    result.errors.append({"field": "id", "message": "not a UUID"})
+            elif match == "email" and key is not None:
+                key = key.lower()
+            rows.append(_Row(result, values, custom, key))
+
+        write = not options.dry_run
+
+        def work(session: Session) -> ImportReport:
+            self._match_rows(session, spec, actor, tenant_id, match, options.mode, rows)
+            links = self._link_index(session, spec, tenant_id, rows)
+            inserts: list[dict[str, Any]] = []
+            now = utcnow()
+            for row in rows:
+                result = row.result
+                if result.errors:
+                    continue
+                target = row.target
+                model = create_model if target is None else patch_model
+                try:
+                    typed = model.model_validate(row.values).model_dump(
+                        exclude_unset=True, exclude={"tenant_id"}
+                    )
+                except ValidationError as exc:
+                    result.errors.extend(_problems(exc))
+                    continue
+                if target is None:
+                    missing = [f for f in spec.required if typed.get(f) in (None, "")]
+                    result.errors.extend({"field": f, "message": "is required"} for f in missing)
+                    try:
+                        typed["custom_fields"] = validate_values(
+                            definitions, row.custom, partial=False
+                        )
+                    except Invalid as exc:
+                        result.errors.extend(_invalid_problems(exc))
+                    if not may_own_others and typed.get("owner_id") not in (None, actor.user_id):
+                        result.errors.append(
+                            {
+                                "field": "owner_id",
+                                "message": "only administrators may create records owned by others",
+                            }
+                        )
+                    typed.setdefault("owner_id", actor.user_id)
+                    if typed.get("department") is None and actor.department is not None:
+                        typed["department"] = actor.department
+                    merged = typed
+                else:
+                    if row.custom:
+                        try:
+                            typed["custom_fields"] = validate_values(
+                                definitions,
+                                row.custom,
+                                partial=True,
+                                existing=target.custom_fields,
+                            )
+                        except Invalid as exc:
+                            result.errors.extend(_invalid_problems(exc))
+                    if (
+                        "owner_id" in typed
+                        and typed["owner_id"] != target.owner_id
+                        and not may_own_others
+                    ):
+                        result.errors.append(
+                            {
+                                "field": "owner_id",
+                                "message": "only administrators may change a record's owner",
+                            }
+                        )
+                    merged = {**record_view(spec, target), **typed}
+                stage = typed.get("stage")
+                if stages and stage is not None and stage not in stages:
+                    result.errors.append({"field": "stage", "message": f"must be one of {stages}"})
+                result.errors.extend(_link_problems(spec, links, merged))
+                if result.errors:
+                    continue
+                if target is None:
+                    result.status = "created"
+                    if write:
+                        new_id = uuid.uuid4()
+                        result.id = new_id
+                        inserts.append(_insert_row(spec, tenant_id, new_id, typed, now))
+                else:
+                    result.id = target.id
+                    changed = {
+                        k: v
+                        for k, v in typed.items()
+                        if getattr(target, "metadata_" if k == "metadata" else k) != v
+                    }
+                    result.status = "updated" if changed else "skipped"
+                    if write and changed:
+                        RecordService._mutate(session, target, changed)
+            bad = [r.result for r in rows if r.result.errors]
+            for r in bad:
+                r.status = "error"
+                r.id = None
+            if bad and options.on_error == "rollback":
+                raise Invalid(
+                    f"Import rejected: {len(bad)} of {len(rows)} rows have errors;"
+                    " nothing was imported",
+                    details=[r.as_dict() for r in bad],
+                    code="import_rejected",
+                )
+            if inserts:
+                table = spec.model.__table__
+                for start in range(0, len(inserts), 10_000):
+                    session.execute(insert(table), inserts[start : start + 10_000])
+            return ImportReport([r.result for r in rows], options.dry_run, options.mode)
+
+        return await self._db.run(work, tenant_id=tenant_id, write=write)
+
+    def _match_rows(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        match: str | None,
+        mode: str,
+        rows: list[_Row],
+    ) -> None:
+        """Find each update/upsert row's record (in the caller's scope), or say why not."""
+        if match is None:
+            return
+        model = spec.model
+        column = getattr(model, match)
+        keys = list({r.key for r in rows if r.key is not None and not r.result.errors})
+        found: dict[Any, list[Record]] = {}
+        scope = RecordService._scope(spec, actor)
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            key_expr = func.lower(column) if match == "email" else column
+            query = select(model).where(
+                model.tenant_id == tenant_id,
+                model.deleted_at.is_(None),
+                key_expr.in_(chunk),
+                *scope,
+            )
+            for record in session.scalars(query):
+                value = getattr(record, match)
+                found.setdefault(value.lower() if match == "email" else value, []).append(record)
+        first_row: dict[Any, int] = {}
+        for row in rows:
+            result = row.result
+            if result.errors:
+                continue
+            if row.key is None:
+                if mode == "update":
+                    result.errors.append({"field": match, "message": "is empty: nothing to match"})
+                elif match == "id" or mode == "upsert":
+                    pass  # upsert: no key -> a new record
+                continue
+            if row.key in first_row:
+                result.errors.append(
+                    {
+                        "field": match,
+                        "message": f"matches the same record as row {first_row[row.key]}",
+                    }
+                )
+                continue
+            first_row[row.key] = result.row
+            hits = found.get(row.key, [])
+            if len(hits) > 1:
+                result.errors.append(
+                    {"field": match, "message": f"{len(hits)} {spec.name} have this {match}"}
+                )
+            elif hits:
+                if RecordService._may_edit(actor, hits[0]):
+                    row.target = hits[0]
+                else:
+                    result.errors.append(
+                        {"field": match, "message": f"you may not edit this {spec.singular}"}
+                    )
+            elif mode == "update" or match == "id":
+                result.errors.append({"field": match, "message": f"{spec.singular} not found"})
+
+    @staticmethod
+    def _link_index(
+        session: Session, spec: EntitySpec, tenant_id: uuid.UUID, rows: list[_Row]
+    ) -> dict[type[Any], set[uuid.UUID]]:
+        """The live ids of the tenant among every link the file names."""
+        wanted: dict[type[Any], set[uuid.UUID]] = {}
+
+        def want(target: type[Any], raw: Any) -> None:
+            with contextlib.suppress(ValueError):
+                wanted.setdefault(target, set()).add(uuid.UUID(str(raw)))
+
+        for row in rows:
+            for column, target in spec.links.items():
+                if column in row.values:
+                    want(target, row.values[column])
+            related = RELATED_TYPES.get(str(row.values.get("related_type", "")).strip())
+            if related is not None and "related_id" in row.values:
+                want(related, row.values["related_id"])
+        live: dict[type[Any], set[uuid.UUID]] = {}
+        for target, ids in wanted.items():
+            found = live.setdefault(target, set())
+            listed = list(ids)
+            for start in range(0, len(listed), CHUNK):
+                found.update(
+                    session.scalars(
+                        select(target.id).where(
+                            target.tenant_id == tenant_id,
+                            target.deleted_at.is_(None),
+                            target.id.in_(listed[start : start + CHUNK]),
+                        )
+                    )
+                )
+        return live
+
+    # -- bulk update / delete -----------------------------------------------------------------
+    async def bulk_update(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        entity: str,
+        ids: Sequence[uuid.UUID],
+        changes: Mapping[str, Any],
+    ) -> list[BulkResult]:
+        """The PATCH rules for every id, in one transaction; each id succeeds or fails alone."""
+        spec = await self._records._prepare(actor, tenant_id, entity, "update")
+        _check_count(ids)
+        data = dict(changes)
+        await self._records._check_stage(tenant_id, spec, data)
+        blanked = [f for f in spec.required if f in data and data[f] in (None, "")]
+        if blanked:
+            raise Invalid(
+                "Validation failed: " + ", ".join(blanked),
+                details=[{"field": f, "message": "cannot be empty"} for f in blanked],
+            )
+        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+
+        def work(session: Session) -> list[BulkResult]:
+            rows = self._visible(session, spec, actor, tenant_id, ids)
+            results = []
+            for record_id in dict.fromkeys(ids):
+                row = rows.get(record_id)
+                if row is None:
+                    results.append(BulkResult(record_id, "not_found", f"{spec.singular} not found"))
+                    continue
+                if not RecordService._may_edit(actor, row):
+                    results.append(
+                        BulkResult(record_id, "forbidden", f"You may not edit this {spec.singular}")
+                    )
+                    continue
+                change = dict(data)
+                try:
+                    if "custom_fields" in change:
+                        change["custom_fields"] = validate_values(
+                            definitions,
+                            change.get("custom_fields") or {},
+                            partial=True,
+                            existing=row.custom_fields,
+                        )
+                    if (
+                        "owner_id" in change
+                        and change["owner_id"] != row.owner_id
+                        and not actor.can(Capability.EDIT_ALL_RECORDS)
+                    ):
+                        results.append(
+                            BulkResult(
+                                record_id,
+                                "forbidden",
+                                "Only administrators may change a record's owner",
+                            )
+                        )
+                        continue
+                    RecordService._check_links(
+                        session, spec, tenant_id, {**record_view(spec, row), **change}
+                    )
+                except Invalid as exc:
+                    results.append(BulkResult(record_id, "error", exc.message))
+                    continue
+                RecordService._mutate(session, row, change)
+                results.append(BulkResult(record_id, "updated"))
+            return results
+
+        return await self._db.run(work, tenant_id=tenant_id)
+
+    async def bulk_delete(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, ids: Sequence[uuid.UUID]
+    ) -> list[BulkResult]:
+        """The DELETE rules (soft delete) for every id, in one transaction."""
+        spec = await self._records._prepare(actor, tenant_id, entity, "delete")
+        _check_count(ids)
+
+        def work(session: Session) -> list[BulkResult]:
+            rows = self._visible(session, spec, actor, tenant_id, ids)
+            now = utcnow()
+            results = []
+            for record_id in dict.fromkeys(ids):
+                row = rows.get(record_id)
+                if row is None:
+                    results.append(BulkResult(record_id, "not_found", f"{spec.singular} not found"))
+                    continue
+                row.deleted_at = now
+                results.append(BulkResult(record_id, "deleted"))
+            session.flush()
+            return results
+
+        return await self._db.run(work, tenant_id=tenant_id)
+
+    @staticmethod
+    def _visible(
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        ids: Iterable[uuid.UUID],
+    ) -> dict[uuid.UUID, Record]:
+        model = spec.model
+        query = select(model).where(
+            model.tenant_id == tenant_id,
+            model.deleted_at.is_(None),
+            model.id.in_(list(set(ids))),
+            *RecordService._scope(spec, actor),
+        )
+        return {row.id: row for row in session.scalars(query)}
+
+    # -- export ------------------------------------------------------------------------------
+    async def export_columns(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str
+    ) -> tuple[EntitySpec, list[str], list[str]]:
+        """Checks the caller may export; the spec, record columns and custom field names."""
+        spec = await self._records._prepare(actor, tenant_id, entity, "export")
+        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        custom = [d.field_name for d in definitions if not d.is_archived]
+        columns = ["id", *_mappable(spec), "created_at", "updated_at"]
+        return spec, columns, custom
+
+    async def export_batches(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        spec: EntitySpec,
+        columns: Sequence[str],
+        custom: Sequence[str],
+        params: ExportParams,
+        *,
+        batch: int = EXPORT_BATCH,
+    ) -> AsyncIterator[bytes]:
+        """CSV text, header first, then one chunk per keyset batch of `batch` records."""
+        model = spec.model
+        conditions = _export_conditions(spec, actor, tenant_id, params)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow([*columns, *(f"cf.{c}" for c in custom)])
+        yield out.getvalue().encode()
+        last: uuid.UUID | None = None
+        while True:
+            after = last
+
+            def read(session: Session, after: uuid.UUID | None = after) -> list[list[str]]:
+                query = select(model).where(*conditions)
+                if after is not None:
+                    query = query.where(model.id > after)
+                rows = session.scalars(query.order_by(model.id).limit(batch)).all()
+                return [_csv_row(r, columns, custom) for r in rows]
+
+            lines = await self._db.run(read, tenant_id=tenant_id, write=False)
+            if not lines:
+                return
+            out.seek(0)
+            out.truncate()
+            writer.writerows(lines)
+            yield out.getvalue().encode()
+            if len(lines) < batch:
+                return
+            last = uuid.UUID(lines[-1][0])
+
+
+def _check_count(ids: Sequence[uuid.UUID]) -> None:
+    if not ids:
+        raise Invalid("ids: give at least one id", details=[{"field": "ids", "message": "empty"}])
+    if len(ids) > MAX_BULK_IDS:
+        raise Invalid(
+            f"ids: at most {MAX_BULK_IDS} per request",
+            details=[{"field": "ids", "message": f"at most {MAX_BULK_IDS}"}],
+        )
+
+
+def _export_conditions(
+    spec: EntitySpec, actor: Principal, tenant_id: uuid.UUID, params: ExportParams
+) -> list[ColumnElement[bool]]:
+    model = spec.model
+    conditions: list[ColumnElement[bool]] = [
+        model.tenant_id == tenant_id,
+        model.deleted_at.is_(None),
+        *RecordService._scope(spec, actor),
+    ]
+    for name, value in params.equals.items():
+        if name not in spec.filters:
+            raise Invalid(f"Cannot filter {spec.name} by {name!r}")
+        conditions.append(getattr(model, name) == value)
+    if params.owner_id is not None:
+        conditions.append(model.owner_id == params.owner_id)
+    if params.assigned_to is not None:
+        conditions.append(model.assigned_to == params.assigned_to)
+    term = (params.q or "").strip()
+    if term:
+        pattern = f"%{_like_escape(term.lower())}%"
+        conditions.append(
+            or_(*(func.lower(getattr(model, c)).like(pattern, escape="\\") for c in spec.search))
+        )
+    return conditions
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return LIST_SEPARATOR.join(str(v) for v in value)
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def _csv_row(row: Record, columns: Sequence[str], custom: Sequence[str]) -> list[str]:
+    values = [_cell(getattr(row, c)) for c in columns]
+    stored = row.custom_fields or {}
+    values.extend(_cell(stored.get(c)) for c in custom)
+    return values
+
+
+def _link_problems(
+    spec: EntitySpec, live: Mapping[type[Any], set[uuid.UUID]], values: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    """`RecordService._check_links` against ids looked up once for the whole file."""
+    problems = []
+    for column, target in spec.links.items():
+        ref = values.get(column)
+        if ref is not None and ref not in live.get(target, set()):
+            problems.append({"field": column, "message": f"no such {target.__tablename__[:-1]}"})
+    related_type = values.get("related_type")
+    related_id = values.get("related_id")
+    if related_type is not None or related_id is not None:
+        related = RELATED_TYPES.get(related_type) if related_type else None
+        if related_type is not None and related is None:
+            problems.append(
+                {"field": "related_type", "message": f"must be one of {sorted(RELATED_TYPES)}"}
+            )
+        elif (related_type is None) != (related_id is None):
+            problems.append(
+                {"field": "related_id", "message": "related_type and related_id go together"}
+            )
+        elif related is not None and related_id not in live.get(related, set()):
+            problems.append({"field": "related_id", "message": f"no such {related_type}"})
+    return problems
+
+
+def _insert_row(
+    spec: EntitySpec,
+    tenant_id: uuid.UUID,
+    record_id: uuid.UUID,
+    values: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """One complete row for the bulk INSERT (every column given, so one statement shape)."""
+    row: dict[str, Any] = {
+        "id": record_id,
+        "tenant_id": tenant_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": None,
+    }
+    for name in spec.writable:
+        row[name] = values[name] if name in values else _empty(spec, name)
+    return row
