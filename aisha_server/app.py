@@ -72,6 +72,7 @@ ROUTE_MODULES = (
     module_settings,
     custom_fields,
     timeline,
+    record_io,
     records,
     api_docs,
 )
