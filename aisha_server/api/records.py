@@ -128,6 +128,14 @@ def _query_model(spec: EntitySpec) -> type[BaseModel]:
     return model
 
 
+class CreateQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirm_duplicate: bool = Field(
+        False, description="create even though records with the same email or phone exist"
+    )
+    tenant_id: str | None = None
+
+
 def _record_id(request: web.Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.match_info["record_id"])
@@ -178,14 +186,16 @@ def _mount(spec: EntitySpec) -> None:
             pagination["total"] = result.page.total
         return success(result.page.items, pagination=pagination)
 
-    @routes.post(base, summary=f"Create a {spec.singular}", tags=tags, body=create_body, status=201)
-    async def create_record(request: web.Request, body: Any) -> web.Response:
+    @routes.post(base, summary=f"Create a {spec.singular}", tags=tags, body=create_body,
+                 query=CreateQuery, status=201)  # fmt: skip
+    async def create_record(request: web.Request, body: Any, query: CreateQuery) -> web.Response:
         tenant_id = await tenant_for(request, body.tenant_id)
         assert tenant_id is not None
         values = body.model_dump(exclude_unset=True, exclude={"tenant_id"})
         record = await request.app[service_key].create(
-            principal(request), tenant_id, spec.name, values
-        )
+            principal(request), tenant_id, spec.name, values,
+            confirm_duplicate=query.confirm_duplicate,
+        )  # fmt: skip
         return success(record, status=201)
 
     @routes.get(item, summary=f"Get a {spec.singular}", tags=tags)

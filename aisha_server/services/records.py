@@ -23,6 +23,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -30,10 +32,16 @@ from aisha_server.auth.authorize import allows
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability, DataScope
 from aisha_server.db.base import utcnow
-from aisha_server.db.models import Account, Activity, Contact, Lead, Note, Opportunity
+from aisha_server.db.models import Account, Activity, Contact, Lead, Note, Opportunity, Tenant
 from aisha_server.db.models.crm import Record
 from aisha_server.db.uow import Database
-from aisha_server.errors import BadRequest, Invalid, NotFound, PermissionDenied
+from aisha_server.errors import (
+    BadRequest,
+    Conflict,
+    Invalid,
+    NotFound,
+    PermissionDenied,
+)
 from aisha_server.services.custom_fields import CustomFieldService, validate_values
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.pagination import Page
@@ -62,6 +70,13 @@ class EntitySpec:
     filters: tuple[str, ...] = ("status",)
     search: tuple[str, ...] = ()
     links: Mapping[str, type[Any]] = field(default_factory=dict)
+    # phone column -> its E.164 form (derived on every write, read-only to clients)
+    phones: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def normalised(self) -> bool:
+        """Emails and phones are normalised, duplicates looked for, records mergeable."""
+        return self.name in ("accounts", "contacts", "leads")
 
     @property
     def writable(self) -> tuple[str, ...]:
@@ -84,6 +99,7 @@ SPECS: dict[str, EntitySpec] = {
             sortable=("updated_at", "created_at", "name"),
             filters=("status", "type", "industry"),
             search=("name", "email", "phone", "website"),
+            phones={"phone": "phone_e164"},
         ),
         EntitySpec(
             "contacts",
@@ -97,6 +113,7 @@ SPECS: dict[str, EntitySpec] = {
             filters=("status", "account_id", "lead_source"),
             search=("first_name", "last_name", "email", "phone", "mobile", "company"),
             links={"account_id": Account},
+            phones={"phone": "phone_e164", "mobile": "mobile_e164"},
         ),
         EntitySpec(
             "leads",
@@ -109,6 +126,7 @@ SPECS: dict[str, EntitySpec] = {
             sortable=("updated_at", "created_at", "email"),
             filters=("status", "source"),
             search=("first_name", "last_name", "email", "phone", "company"),
+            phones={"phone": "phone_e164"},
         ),
         EntitySpec(
             "opportunities",
@@ -196,6 +214,95 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# -- normalisation (emails, phones) ---------------------------------------------------------
+
+DEFAULT_REGION = "US"
+MAX_DUPLICATES = 20
+
+
+def normalise_email(value: str | None, field_name: str = "email") -> str | None:
+    """The address as email-validator normalises it, lower-cased (so equality finds
+    duplicates); blank is no address; an invalid one is a 422 naming the field."""
+    if value is None or not value.strip():
+        return None
+    try:
+        # test_environment admits the reserved `.test` domain (demo and staging data use it);
+        # the other special-use names (localhost, .invalid, ...) are still refused
+        checked = validate_email(value.strip(), check_deliverability=False, test_environment=True)
+    except EmailNotValidError as exc:
+        raise Invalid(
+            f"Validation failed: {field_name}",
+            details=[{"field": field_name, "message": str(exc)}],
+        ) from None
+    return str(checked.normalized).lower()
+
+
+def to_e164(raw: str | None, region: str) -> str | None:
+    """E.164 of a phone as entered, read in the tenant's default region.  Anything that is not
+    a valid number (notes such as "after 5pm", partial numbers) gives None: the phone is still
+    stored as entered, because operators type extensions and remarks into phone fields and
+    refusing the whole record for that loses more than it protects.  An extension ("x12")
+    is dropped from the E.164 form, which has none."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def tenant_region(session: Session, tenant_id: uuid.UUID) -> str:
+    """tenants.settings["default_region"] (ISO 3166 alpha-2) when it names a region
+    phonenumbers knows, else "US"."""
+    settings = session.scalar(select(Tenant.settings).where(Tenant.id == tenant_id)) or {}
+    region = settings.get("default_region") if isinstance(settings, dict) else None
+    if isinstance(region, str) and region.strip().upper() in phonenumbers.SUPPORTED_REGIONS:
+        return region.strip().upper()
+    return DEFAULT_REGION
+
+
+def _normalise_emails(spec: EntitySpec, values: dict[str, Any], prefix: str = "") -> None:
+    if spec.normalised and "email" in values:
+        values["email"] = normalise_email(values["email"], f"{prefix}email")
+
+
+def _derive_phones(
+    session: Session, spec: EntitySpec, tenant_id: uuid.UUID, changes: dict[str, Any]
+) -> None:
+    """Adds the E.164 form of every phone column the changes write."""
+    given = [column for column in spec.phones if column in changes]
+    if not given:
+        return
+    region = tenant_region(session, tenant_id)
+    for column in given:
+        changes[spec.phones[column]] = to_e164(changes[column], region)
+
+
+def display_name(row: Record) -> str | None:
+    if isinstance(row, Account):
+        return row.name
+    if isinstance(row, Contact | Lead):
+        name = " ".join(p for p in (row.first_name, row.last_name) if p)
+        return name or row.company or row.email
+    return None
+
+
+def _prefixed(prefix: str, exc: Invalid) -> Invalid:
+    """The same validation error with its fields named inside a nested body (`contact.x`)."""
+    details = exc.details
+    if isinstance(details, list):
+        details = [
+            {**d, "field": f"{prefix}.{d.get('field')}"} if isinstance(d, dict) else d
+            for d in details
+        ]
+        fields = ", ".join(str(d.get("field")) for d in details if isinstance(d, dict))
+        return Invalid(f"Validation failed: {fields}", details=details, code=exc.code)
+    return Invalid(f"{prefix}: {exc.message}", details=details, code=exc.code)
+
+
 # -- serialisation ------------------------------------------------------------------------
 
 
@@ -204,6 +311,8 @@ def record_view(spec: EntitySpec, row: Record) -> dict[str, Any]:
     for name in spec.writable:
         attr = "metadata_" if name == "metadata" else name
         out[name] = getattr(row, attr)
+    for derived in spec.phones.values():
+        out[derived] = getattr(row, derived)
     out.update(
         version=row.version,
         created_at=row.created_at,
@@ -357,13 +466,19 @@ class RecordService:
         return changed
 
     # create ----------------------------------------------------------------------------------
-    async def create(
-        self, actor: Principal, tenant_id: uuid.UUID, entity: str, values: Mapping[str, Any]
+    @staticmethod
+    def _creation_values(
+        actor: Principal,
+        spec: EntitySpec,
+        values: Mapping[str, Any],
+        definitions: Any,
+        defaults: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        spec = await self._prepare(actor, tenant_id, entity, "create")
+        """A new record's columns: validated custom fields, required fields present, emails
+        normalised, the owner and department the actor may give it.  `defaults` are trusted
+        values (a converted lead's owner) that the actor's own `values` override."""
         data = dict(values)
-        await self._check_stage(tenant_id, spec, data)
-        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        _normalise_emails(spec, data)
         data["custom_fields"] = validate_values(
             definitions, data.get("custom_fields") or {}, partial=False
         )
@@ -380,16 +495,102 @@ class RecordService:
             actor.user_id,
         ):
             raise PermissionDenied("Only administrators may create records owned by others")
+        for name, value in (defaults or {}).items():
+            if data.get(name) is None:
+                data[name] = value
         data.setdefault("owner_id", actor.user_id)
         if data.get("department") is None and actor.department is not None:
             data["department"] = actor.department
+        return data
+
+    def _insert(
+        self, session: Session, spec: EntitySpec, tenant_id: uuid.UUID, data: Mapping[str, Any]
+    ) -> Record:
+        changes = dict(data)
+        self._check_links(session, spec, tenant_id, changes)
+        _derive_phones(session, spec, tenant_id, changes)
+        row: Record = spec.model(tenant_id=tenant_id)
+        session.add(row)
+        self._mutate(session, row, changes)
+        return row
+
+    def _duplicates(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        exclude: uuid.UUID | None = None,
+    ) -> list[dict[str, Any]]:
+        """Live records of the entity, within the actor's data scope (so nothing outside it
+        is revealed), with the same normalised email or the same E.164 phone."""
+        model = spec.model
+        email = data.get("email")
+        phones = {data[c] for c in spec.phones.values() if data.get(c)}
+        matchers: list[ColumnElement[bool]] = []
+        if email:
+            matchers.append(model.email == email)
+        if phones:
+            matchers += [getattr(model, c).in_(phones) for c in spec.phones.values()]
+        if not matchers:
+            return []
+        conditions = [
+            model.tenant_id == tenant_id,
+            model.deleted_at.is_(None),
+            or_(*matchers),
+            *self._scope(spec, actor),
+        ]
+        if exclude is not None:
+            conditions.append(model.id != exclude)
+        query = select(model).where(*conditions).order_by(model.created_at).limit(MAX_DUPLICATES)
+        found = []
+        for row in session.scalars(query):
+            matched = ["email"] if email and row.email == email else []
+            matched += [c for c in spec.phones.values() if getattr(row, c) in phones]
+            found.append(
+                {
+                    "id": row.id,
+                    "entity": spec.singular,
+                    "name": display_name(row),
+                    "email": row.email,
+                    "phone": row.phone,
+                    "matched_on": matched,
+                }
+            )
+        return found
+
+    async def create(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        entity: str,
+        values: Mapping[str, Any],
+        *,
+        confirm_duplicate: bool = False,
+    ) -> dict[str, Any]:
+        """A new record.  Accounts, contacts and leads whose email or phone matches a live
+        record the actor can see are refused with 409 `possible_duplicates` (the matches in
+        `details`) unless `confirm_duplicate`."""
+        spec = await self._prepare(actor, tenant_id, entity, "create")
+        await self._check_stage(tenant_id, spec, values)
+        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        data = self._creation_values(actor, spec, values, definitions)
 
         def write(session: Session) -> dict[str, Any]:
-            self._check_links(session, spec, tenant_id, data)
-            row = spec.model(tenant_id=tenant_id)
-            session.add(row)
-            self._mutate(session, row, data)
-            return record_view(spec, row)
+            if spec.normalised and not confirm_duplicate:
+                probe = dict(data)
+                _derive_phones(session, spec, tenant_id, probe)
+                matches = self._duplicates(session, spec, actor, tenant_id, probe)
+                if matches:
+                    raise Conflict(
+                        f"Possible duplicate {spec.name}: repeat with ?confirm_duplicate=true"
+                        " to create it anyway",
+                        code="possible_duplicates",
+                        details=matches,
+                    )
+            return record_view(spec, self._insert(session, spec, tenant_id, data))
 
         return await self._db.run(write, tenant_id=tenant_id)
 
@@ -512,6 +713,7 @@ class RecordService:
         every writable field not given.  `base_version` (If-Match) refuses a stale write."""
         spec = await self._prepare(actor, tenant_id, entity, "update")
         data = dict(values)
+        _normalise_emails(spec, data)
         await self._check_stage(tenant_id, spec, data)
         definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
         if replace:
@@ -554,6 +756,7 @@ class RecordService:
             ):
                 raise PermissionDenied("Only administrators may change a record's owner")
             self._check_links(session, spec, tenant_id, {**record_view(spec, row), **changes})
+            _derive_phones(session, spec, tenant_id, changes)
             self._mutate(session, row, changes)
             return record_view(spec, row)
 
