@@ -1,0 +1,406 @@
+"""CSV import/export and bulk update/delete of CRM records, on both backends."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from aisha_server import keys
+from aisha_server.config import Settings
+from aisha_server.db.models import Tenant
+from aisha_server.services.record_io import ExportParams
+from tests.factories import SeededUser, make_tenant, user_with_headers
+
+
+@dataclass
+class Team:
+    tenant: Tenant
+    other: Tenant
+    admin: dict[str, str]
+    manager: dict[str, str]
+    employee: dict[str, str]
+    support: dict[str, str]
+    outsider: dict[str, str]
+    employee_user: SeededUser
+
+
+@pytest.fixture
+async def team(client: Any) -> Team:
+    app = client.app
+    tenant = await make_tenant(app, "Import Inc")
+    other = await make_tenant(app, "Elsewhere")
+    _, admin = await user_with_headers(app, "admin", tenant.id)
+    _, manager = await user_with_headers(app, "manager", tenant.id, department="Sales")
+    employee_user, employee = await user_with_headers(
+        app, "employee", tenant.id, department="Sales"
+    )
+    _, support = await user_with_headers(app, "support", tenant.id)
+    _, outsider = await user_with_headers(app, "admin", other.id)
+    return Team(tenant, other, admin, manager, employee, support, outsider, employee_user)
+
+
+async def upload(
+    client: Any,
+    entity: str,
+    content: bytes | str,
+    headers: dict[str, str],
+    *,
+    raw: bool = False,
+    **options: Any,
+) -> tuple[int, dict[str, Any]]:
+    data = content.encode() if isinstance(content, str) else content
+    params = {k: (json.dumps(v) if isinstance(v, dict) else str(v).lower() if isinstance(v, bool)
+                  else str(v)) for k, v in options.items()}  # fmt: skip
+    if raw:
+        resp = await client.post(
+            f"/api/{entity}/import",
+            data=io.BytesIO(data),
+            params=params,
+            headers={**headers, "Content-Type": "text/csv"},
+        )
+    else:
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(data), filename="in.csv", content_type="text/csv")
+        for key, value in params.items():
+            form.add_field(key, value)
+        resp = await client.post(f"/api/{entity}/import", data=form, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def listed(client: Any, entity: str, headers: dict[str, str], query: str = "") -> list[Any]:
+    resp = await client.get(f"/api/{entity}?limit=500{query}", headers=headers)
+    body = await resp.json()
+    assert resp.status == 200, body
+    return list(body["data"])
+
+
+async def export(client: Any, entity: str, headers: dict[str, str], query: str = "") -> Any:
+    return await client.get(f"/api/{entity}/export{query}", headers=headers)
+
+
+def rows_of(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+CONTACTS = "first_name,last_name,email,phone,tags\nAda,Lovelace,ada@example.com,+1 555,vip;new\n" \
+    "Alan,Turing,alan@example.com,,\n"  # fmt: skip
+
+
+async def test_create_import_multipart_and_raw(client: Any, team: Team) -> None:
+    status, body = await upload(client, "contacts", CONTACTS, team.admin)
+    assert status == 201, body
+    data = body["data"]
+    assert data["totals"] == {"rows": 2, "created": 2, "updated": 0, "skipped": 0, "errors": 0}
+    assert [r["row"] for r in data["rows"]] == [1, 2]
+    assert all(r["status"] == "created" and r["id"] for r in data["rows"])
+    got = {r["email"]: r for r in await listed(client, "contacts", team.admin)}
+    assert set(got) == {"ada@example.com", "alan@example.com"}
+    ada = got["ada@example.com"]
+    assert ada["tags"] == ["vip", "new"] and ada["phone"] == "+1 555" and ada["version"] == 1
+    assert ada["id"] == data["rows"][0]["id"]
+    assert got["alan@example.com"]["phone"] is None
+
+    status, body = await upload(client, "accounts", "name,industry\nAcme,Software\n",
+                                team.admin, raw=True)  # fmt: skip
+    assert status == 201, body
+    assert [a["name"] for a in await listed(client, "accounts", team.admin)] == ["Acme"]
+
+
+async def test_bom_crlf_quotes_newlines_and_blank_lines(client: Any, team: Team) -> None:
+    text = (
+        "first_name,last_name,description\r\n"
+        '"Smith, Jr.",O\'Neil,"line one\r\nline ""two"""\r\n'
+        "\r\n"
+        ",,\r\n"
+        "Bo,Bar,plain\r\n"
+    )
+    status, body = await upload(client, "contacts", "\ufeff".encode() + text.encode(), team.admin)
+    assert status == 201, body
+    assert body["data"]["totals"]["created"] == 2
+    assert [r["row"] for r in body["data"]["rows"]] == [1, 2]
+    got = {r["first_name"]: r for r in await listed(client, "contacts", team.admin)}
+    assert got["Smith, Jr."]["description"] == 'line one\r\nline "two"'
+    assert got["Smith, Jr."]["last_name"] == "O'Neil"
+    assert got["Bo"]["description"] == "plain"
+
+
+async def test_bad_files(client: Any, team: Team) -> None:
+    cases: list[tuple[bytes, int, str]] = [
+        (b"", 400, "empty_file"),
+        (b"\n\n", 400, "empty_file"),
+        ("name\nCaf\u00e9\n".encode("latin-1"), 400, "not_utf8"),
+        (b'name,industry\n"Acme,Software\n', 400, "bad_csv"),  # unterminated quote
+        (b"colour,size\nred,big\n", 422, "bad_header"),
+    ]
+    for content, status, code in cases:
+        got, body = await upload(client, "accounts", content, team.admin)
+        assert (got, body.get("code")) == (status, code), (content, body)
+    status, body = await upload(client, "accounts", "Company\nAcme\n", team.admin,
+                                mapping={"Company": "nmae"})  # fmt: skip
+    assert status == 422 and body["code"] == "bad_mapping"
+    assert "nmae" in body["details"][0]["message"]
+    status, body = await upload(client, "accounts", "Company\nAcme\n", team.admin,
+                                mapping="{not json")  # fmt: skip
+    assert status == 400
+    status, body = await upload(client, "accounts", "Company\nAcme\n", team.admin, mode="merge")
+    assert status == 422
+    assert await listed(client, "accounts", team.admin) == []
+
+
+async def test_mapping_and_custom_fields(client: Any, team: Team) -> None:
+    resp = await client.post(
+        "/api/custom-fields",
+        json={"entity": "contact", "field_name": "referral", "field_type": "select",
+              "options": ["Website", "Event"]},
+        headers=team.admin,
+    )  # fmt: skip
+    assert resp.status == 201, await resp.json()
+    text = "Given,Family,Ref\nAda,L,Website\nBob,M,Nowhere\n"
+    mapping = {"Given": "first_name", "Family": "last_name", "Ref": "cf.referral"}
+    status, body = await upload(client, "contacts", text, team.admin, mapping=mapping)
+    assert status == 422 and body["code"] == "import_rejected"
+    assert [(r["row"], r["errors"][0]["field"]) for r in body["details"]] == [
+        (2, "custom_fields.referral")
+    ]
+    assert await listed(client, "contacts", team.admin) == []  # rollback: nothing written
+
+    status, body = await upload(client, "contacts", text, team.admin, mapping=mapping,
+                                on_error="skip")  # fmt: skip
+    assert status == 201, body
+    assert [r["status"] for r in body["data"]["rows"]] == ["created", "error"]
+    assert body["data"]["totals"]["errors"] == 1
+    (ada,) = await listed(client, "contacts", team.admin)
+    assert ada["custom_fields"] == {"referral": "Website"} and ada["last_name"] == "L"
+
+    # default mapping picks cf.<name> columns by name
+    status, body = await upload(client, "contacts", "first_name,cf.referral\nCy,Event\n",
+                                team.admin)  # fmt: skip
+    assert status == 201, body
+    exported = await export(client, "contacts", team.admin, "?q=cy")
+    rows = rows_of(await exported.text())
+    assert [(r["first_name"], r["cf.referral"]) for r in rows] == [("Cy", "Event")]
+
+
+async def test_dry_run_writes_nothing(client: Any, team: Team) -> None:
+    status, body = await upload(client, "contacts", CONTACTS, team.admin, dry_run=True)
+    assert status == 200, body
+    assert body["data"]["dry_run"] is True and body["data"]["totals"]["created"] == 2
+    assert await listed(client, "contacts", team.admin) == []
+
+
+async def test_rollback_versus_skip_and_row_validation(client: Any, team: Team) -> None:
+    text = (
+        "name,employee_count,annual_revenue\n"
+        "Good,10,100.50\n"
+        "Bad count,many,\n"
+        ",3,\n"  # name required
+        "Bad money,1,1.234\n"
+    )
+    status, body = await upload(client, "accounts", text, team.admin)
+    assert status == 422, body
+    fields = {r["row"]: {e["field"] for e in r["errors"]} for r in body["details"]}
+    assert fields == {2: {"employee_count"}, 3: {"name"}, 4: {"annual_revenue"}}
+    assert await listed(client, "accounts", team.admin) == []
+    status, body = await upload(client, "accounts", text, team.admin, on_error="skip")
+    assert status == 201
+    assert body["data"]["totals"] == {"rows": 4, "created": 1, "updated": 0, "skipped": 0,
+                                      "errors": 3}  # fmt: skip
+    (good,) = await listed(client, "accounts", team.admin)
+    assert good["name"] == "Good" and good["employee_count"] == 10
+
+
+async def test_links_must_exist_in_the_tenant(client: Any, team: Team) -> None:
+    ours = await client.post("/api/accounts", json={"name": "Ours"}, headers=team.admin)
+    ours_id = (await ours.json())["data"]["id"]
+    theirs = await client.post("/api/accounts", json={"name": "Theirs"}, headers=team.outsider)
+    theirs_id = (await theirs.json())["data"]["id"]
+    text = f"first_name,account_id\nA,{ours_id}\nB,{theirs_id}\nC,{uuid.uuid4()}\n"
+    status, body = await upload(client, "contacts", text, team.admin, on_error="skip")
+    assert status == 201
+    assert [r["status"] for r in body["data"]["rows"]] == ["created", "error", "error"]
+    assert body["data"]["rows"][1]["errors"][0]["field"] == "account_id"
+
+
+async def test_update_and_upsert_modes(client: Any, team: Team) -> None:
+    status, body = await upload(client, "contacts", CONTACTS, team.admin)
+    assert status == 201
+    ada_id = body["data"]["rows"][0]["id"]
+    text = "email,title\nada@example.com,Countess\nnobody@example.com,Ghost\n"
+    status, body = await upload(client, "contacts", text, team.admin, mode="update", match="email")
+    assert status == 422  # an unmatched row fails an update import
+    assert body["details"][0]["row"] == 2
+    status, body = await upload(client, "contacts", text, team.admin, mode="upsert",
+                                match="email")  # fmt: skip
+    assert status == 201, body
+    assert [r["status"] for r in body["data"]["rows"]] == ["updated", "created"]
+    assert body["data"]["rows"][0]["id"] == ada_id
+    got = {r["email"]: r for r in await listed(client, "contacts", team.admin)}
+    assert got["ada@example.com"]["title"] == "Countess"
+    assert got["ada@example.com"]["version"] == 2
+    assert got["ada@example.com"]["first_name"] == "Ada"  # untouched
+    assert got["nobody@example.com"]["title"] == "Ghost"
+
+    # by id; the same values again are "skipped"
+    text = f"id,title\n{ada_id},Countess\n"
+    status, body = await upload(client, "contacts", text, team.admin, mode="update")
+    assert status == 201 and body["data"]["rows"][0]["status"] == "skipped"
+    text = f"id,title\n{ada_id},Analyst\n"
+    status, body = await upload(client, "contacts", text, team.admin, mode="update", match="id")
+    assert status == 201 and body["data"]["rows"][0]["status"] == "updated"
+    assert got["ada@example.com"]["id"] == ada_id
+    # phone is no column of notes; email is not either
+    status, body = await upload(client, "notes", "content\nx\n", team.admin, mode="update",
+                                match="email")  # fmt: skip
+    assert status == 422 and body["code"] == "bad_match"
+
+
+async def test_another_tenants_ids_are_not_found(client: Any, team: Team) -> None:
+    theirs = await client.post("/api/accounts", json={"name": "Theirs"}, headers=team.outsider)
+    theirs_id = (await theirs.json())["data"]["id"]
+    text = f"id,name\n{theirs_id},Hijacked\n"
+    for mode in ("update", "upsert"):
+        status, body = await upload(client, "accounts", text, team.admin, mode=mode)
+        assert status == 422, body
+        assert body["details"][0]["errors"][0]["message"] == "account not found"
+    (row,) = await listed(client, "accounts", team.outsider)
+    assert row["name"] == "Theirs" and row["version"] == 1
+    assert await listed(client, "accounts", team.admin) == []
+
+
+async def test_roles_and_scope(client: Any, team: Team) -> None:
+    status, body = await upload(client, "contacts", CONTACTS, team.support)
+    assert status == 403, body
+    # an employee imports records it owns; updating another's record is refused
+    status, body = await upload(client, "contacts", CONTACTS, team.admin)
+    ada_id = body["data"]["rows"][0]["id"]
+    status, body = await upload(client, "contacts", "first_name\nMine\n", team.employee)
+    assert status == 201, body
+    mine = await listed(client, "contacts", team.employee)
+    assert [r["first_name"] for r in mine] == ["Mine"]
+    assert mine[0]["owner_id"] == str(team.employee_user.id)
+    status, body = await upload(client, "contacts", f"id,title\n{ada_id},X\n", team.employee,
+                                mode="update")  # fmt: skip
+    assert status == 422 and body["details"][0]["errors"][0]["message"] == "contact not found"
+    status, body = await upload(client, "contacts", f"first_name,owner_id\nZ,{uuid.uuid4()}\n",
+                                team.employee)  # fmt: skip
+    assert status == 422 and body["details"][0]["errors"][0]["field"] == "owner_id"
+    # exporting needs Export Data: managers yes, employees no
+    assert (await export(client, "contacts", team.employee)).status == 403
+    assert (await export(client, "contacts", team.manager)).status == 200
+
+
+async def test_upload_limit(client: Any, team: Team, settings: Settings) -> None:
+    big = "name\n" + "x\n" * (settings.AISHA_MAX_UPLOAD_BYTES // 2 + 10)
+    status, body = await upload(client, "accounts", big, team.admin, raw=True)
+    assert status == 413, body
+    status, body = await upload(client, "accounts", big, team.admin)
+    assert status == 413, body
+
+
+async def test_export_matches_the_list(client: Any, team: Team) -> None:
+    lines = ["first_name,last_name,email,status"]
+    lines += [f"P{i},Q{i},p{i}@example.com,{'active' if i % 2 else 'new'}" for i in range(25)]
+    status, _ = await upload(client, "contacts", "\n".join(lines) + "\n", team.admin)
+    assert status == 201
+    # an employee's own record, and an odd value that needs quoting
+    await upload(client, "contacts", 'first_name,description\nEmp,"a, ""b""\nc"\n', team.employee)
+    for query in ("", "?status=active", "?q=p1", f"?owner_id={team.employee_user.id}"):
+        resp = await export(client, "contacts", team.admin, query)
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/csv")
+        assert "attachment" in resp.headers["Content-Disposition"]
+        rows = rows_of(await resp.text())
+        shown = await listed(client, "contacts", team.admin, "&" + query[1:] if query else "")
+        assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in shown), query
+        by_id = {r["id"]: r for r in shown}
+        for row in rows:
+            assert row["email"] == (by_id[row["id"]]["email"] or "")
+            assert row["description"] == (by_id[row["id"]]["description"] or "")
+    resp = await export(client, "contacts", team.admin)
+    header = (await resp.text()).splitlines()[0].split(",")
+    assert header[:3] == ["id", "first_name", "last_name"] and "custom_fields" not in header
+    # the manager sees the Sales department's records only
+    rows = rows_of(await (await export(client, "contacts", team.manager)).text())
+    assert [r["first_name"] for r in rows] == ["Emp"]
+    assert (await export(client, "contacts", team.admin, "?colour=red")).status == 422
+
+
+async def test_export_batches_cover_everything(client: Any, team: Team) -> None:
+    lines = ["name"] + [f"N{i}" for i in range(7)]
+    await upload(client, "accounts", "\n".join(lines) + "\n", team.admin)
+    token = team.admin["Authorization"].split()[1]
+    who = await client.app[keys.AUTH_GATE].principal_for_token(token)
+    service = client.app[keys.RECORD_IO_SERVICE]
+    spec, columns, custom = await service.export_columns(who, team.tenant.id, "accounts")
+    chunks = [
+        c
+        async for c in service.export_batches(
+            who, team.tenant.id, spec, columns, custom, ExportParams(), batch=3
+        )
+    ]
+    assert len(chunks) == 4  # the header, then batches of 3, 3 and 1
+    rows = rows_of(b"".join(chunks).decode())
+    assert sorted(r["name"] for r in rows) == [f"N{i}" for i in range(7)]
+
+
+async def test_bulk_update_and_delete(client: Any, team: Team) -> None:
+    _, body = await upload(client, "contacts", CONTACTS, team.admin)
+    ada_id, alan_id = (r["id"] for r in body["data"]["rows"])
+    await upload(client, "contacts", "first_name\nMine\n", team.employee)
+    (mine,) = await listed(client, "contacts", team.employee)
+    theirs = await client.post("/api/contacts", json={"first_name": "T"}, headers=team.outsider)
+    theirs_id = (await theirs.json())["data"]["id"]
+    missing = str(uuid.uuid4())
+
+    resp = await client.post(
+        "/api/contacts/bulk-update",
+        json={"ids": [mine["id"], ada_id, theirs_id, missing], "changes": {"title": "Boss"}},
+        headers=team.employee,
+    )
+    body = await resp.json()
+    assert resp.status == 200, body
+    statuses = [(r["id"], r["status"]) for r in body["data"]["results"]]
+    assert statuses == [(mine["id"], "updated"), (ada_id, "not_found"),
+                        (theirs_id, "not_found"), (missing, "not_found")]  # fmt: skip
+    assert body["data"]["totals"]["updated"] == 1
+    got = {r["id"]: r for r in await listed(client, "contacts", team.admin)}
+    assert got[mine["id"]]["title"] == "Boss" and got[ada_id]["title"] is None
+
+    bad = await client.post(
+        "/api/contacts/bulk-update",
+        json={"ids": [ada_id], "changes": {"score": 3}},
+        headers=team.admin,
+    )
+    assert bad.status == 422
+    resp = await client.post(
+        "/api/contacts/bulk-update",
+        json={"ids": [ada_id, alan_id], "changes": {"account_id": str(uuid.uuid4())}},
+        headers=team.admin,
+    )
+    assert [r["status"] for r in (await resp.json())["data"]["results"]] == ["error", "error"]
+    too_many = await client.post(
+        "/api/contacts/bulk-delete",
+        json={"ids": [str(uuid.uuid4()) for _ in range(1001)]},
+        headers=team.admin,
+    )
+    assert too_many.status == 422
+
+    # employees may not delete; admins delete what they see, others' ids are not found
+    denied = await client.post("/api/contacts/bulk-delete", json={"ids": [mine["id"]]},
+                               headers=team.employee)  # fmt: skip
+    assert denied.status == 403
+    resp = await client.post(
+        "/api/contacts/bulk-delete", json={"ids": [ada_id, theirs_id]}, headers=team.admin
+    )
+    body = await resp.json()
+    assert [r["status"] for r in body["data"]["results"]] == ["deleted", "not_found"]
+    left = {r["id"] for r in await listed(client, "contacts", team.admin)}
+    assert ada_id not in left and alan_id in left
+    assert len(await listed(client, "contacts", team.outsider)) == 1
