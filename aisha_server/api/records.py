@@ -1,5 +1,7 @@
 """Routes of /api/accounts, /api/contacts, /api/leads, /api/opportunities, /api/activities and
-/api/notes: create, get, list, PUT, PATCH, soft delete and restore.
+/api/notes: create, get, list, PUT, PATCH, soft delete and restore; merging duplicate
+accounts, contacts and leads (`POST /api/{entity}/{id}/merge`) and converting a lead
+(`POST /api/leads/{id}/convert`).
 
 The six resources share their handlers; each gets its own pydantic request models (generated
 from one field table) so validation and the OpenAPI document name the real fields.
@@ -262,3 +264,79 @@ def _mount(spec: EntitySpec) -> None:
 
 for _spec in SPECS.values():
     _mount(_spec)
+
+
+def _overrides_model(spec: EntitySpec) -> type[BaseModel]:
+    """Optional values of a record a lead conversion creates (unknown fields refused)."""
+    fields: dict[str, Any] = {name: (FIELD_TYPES[name] | None, None) for name in spec.writable}
+    model: type[BaseModel] = create_model(
+        f"Converted{_title(spec)}",
+        __config__=ConfigDict(extra="forbid", str_strip_whitespace=True),
+        **fields,
+    )
+    return model
+
+
+class MergeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    duplicate_id: uuid.UUID = Field(description="the record merged into this one, then deleted")
+    tenant_id: str | None = None
+
+
+ConvertedAccount = _overrides_model(SPECS["accounts"])
+ConvertedContact = _overrides_model(SPECS["contacts"])
+ConvertedOpportunity = _overrides_model(SPECS["opportunities"])
+
+
+class ConvertBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account_id: uuid.UUID | None = Field(None, description="link an existing account instead")
+    account: ConvertedAccount | None = None  # type: ignore[valid-type]
+    contact: ConvertedContact | None = None  # type: ignore[valid-type]
+    opportunity: ConvertedOpportunity | None = Field(  # type: ignore[valid-type]
+        None, description="omitted: no opportunity is created"
+    )
+    tenant_id: str | None = None
+
+
+def _given(model: BaseModel | None) -> dict[str, Any] | None:
+    return None if model is None else model.model_dump(exclude_unset=True)
+
+
+def _mount_lifecycle(spec: EntitySpec) -> None:
+    item = f"/api/{spec.name}/{{record_id}}"
+
+    @routes.post(f"{item}/merge", tags=(spec.name,), body=MergeBody, extra={"action": "update"},
+                 summary=f"Merge a duplicate {spec.singular} into this one (the duplicate's "
+                 "activities, notes and links move here; it is then deleted)")  # fmt: skip
+    async def merge_records(request: web.Request, body: MergeBody) -> web.Response:
+        record_id = _record_id(request)
+        tenant_id = await tenant_for(request, body.tenant_id)
+        assert tenant_id is not None
+        merged = await request.app[keys.RECORD_SERVICE].merge(
+            principal(request), tenant_id, spec.name, record_id, body.duplicate_id
+        )
+        return success(merged)
+
+
+for _name in ("accounts", "contacts", "leads"):
+    _mount_lifecycle(SPECS[_name])
+
+
+@routes.post("/api/leads/{record_id}/convert", tags=("leads",), body=ConvertBody,
+             extra={"action": "update"}, summary="Convert a lead into a contact, an account and "
+             "optionally an opportunity (all or nothing)")  # fmt: skip
+async def convert_lead(request: web.Request, body: ConvertBody) -> web.Response:
+    lead_id = _record_id(request)
+    tenant_id = await tenant_for(request, body.tenant_id)
+    assert tenant_id is not None
+    result = await request.app[keys.RECORD_SERVICE].convert_lead(
+        principal(request),
+        tenant_id,
+        lead_id,
+        contact=_given(body.contact),
+        account=_given(body.account),
+        account_id=body.account_id,
+        opportunity=_given(body.opportunity),
+    )
+    return success(result, status=201)

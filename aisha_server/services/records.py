@@ -789,6 +789,249 @@ class RecordService:
 
         return await self._db.run(write, tenant_id=tenant_id)
 
+    # merge -----------------------------------------------------------------------------------
+    def _repoint(
+        self, session: Session, tenant_id: uuid.UUID, singular: str, old: uuid.UUID, new: uuid.UUID
+    ) -> dict[str, int]:
+        """Every row linking to `old` links to `new` instead (deleted rows too, so a restore
+        keeps its link); counts per table."""
+        targets: list[tuple[type[Any], str, ColumnElement[bool] | None]] = [
+            (Activity, "related_id", Activity.related_type == singular),
+            (Note, "related_id", Note.related_type == singular),
+        ]
+        if singular == "account":
+            targets += [
+                (Contact, "account_id", None),
+                (Opportunity, "account_id", None),
+                (Lead, "converted_account_id", None),
+            ]
+        elif singular == "contact":
+            targets += [(Opportunity, "contact_id", None), (Lead, "converted_contact_id", None)]
+        elif singular == "lead":
+            targets += [(Opportunity, "lead_id", None)]
+        counts: dict[str, int] = {}
+        for model, column, extra in targets:
+            conditions = [model.tenant_id == tenant_id, getattr(model, column) == old]
+            if extra is not None:
+                conditions.append(extra)
+            rows = session.scalars(select(model).where(*conditions)).all()
+            for row in rows:
+                self._mutate(session, row, {column: new})
+            table = model.__tablename__
+            counts[table] = counts.get(table, 0) + len(rows)
+        return counts
+
+    async def merge(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        entity: str,
+        record_id: uuid.UUID,
+        duplicate_id: uuid.UUID,
+    ) -> dict[str, Any]:
+        """Merge `duplicate_id` into `record_id` in one transaction: the record's empty fields
+        are filled from the duplicate, tags united, custom fields and metadata merged (the
+        record wins), every activity, note and link re-pointed, then the duplicate is soft
+        deleted with metadata.merged_into (restorable).  Both must be editable by the actor."""
+        spec = await self._prepare(actor, tenant_id, entity, "update")
+        if not spec.normalised:
+            raise NotFound(f"{spec.name} cannot be merged")
+        if record_id == duplicate_id:
+            raise Invalid(
+                "A record cannot be merged into itself",
+                details=[{"field": "duplicate_id", "message": "must name another record"}],
+            )
+
+        def write(session: Session) -> dict[str, Any]:
+            row = self._load(session, spec, actor, tenant_id, record_id)
+            duplicate = self._load(session, spec, actor, tenant_id, duplicate_id)
+            for target in (row, duplicate):
+                if not self._may_edit(actor, target):
+                    raise PermissionDenied(f"You may not edit this {spec.singular}")
+            changes: dict[str, Any] = {}
+            for name in spec.fields:
+                if name == "tags":
+                    continue
+                mine, theirs = getattr(row, name), getattr(duplicate, name)
+                if mine in (None, "") and theirs not in (None, ""):
+                    changes[name] = theirs
+                    if name in spec.phones:
+                        changes[spec.phones[name]] = getattr(duplicate, spec.phones[name])
+            tags = [*(getattr(row, "tags", None) or []), *(getattr(duplicate, "tags", None) or [])]
+            changes["tags"] = list(dict.fromkeys(tags))
+            changes["custom_fields"] = {**duplicate.custom_fields, **row.custom_fields}
+            metadata = {**duplicate.metadata_, **row.metadata_}
+            metadata.pop("merged_into", None)
+            merged_from = list(row.metadata_.get("merged_from") or [])
+            metadata["merged_from"] = [*merged_from, str(duplicate.id)]
+            changes["metadata"] = metadata
+            if row.assigned_to is None and duplicate.assigned_to is not None:
+                changes["assigned_to"] = duplicate.assigned_to
+            self._mutate(session, row, changes)
+            counts = self._repoint(session, tenant_id, spec.singular, duplicate.id, row.id)
+            self._mutate(
+                session,
+                duplicate,
+                {
+                    "metadata": {**duplicate.metadata_, "merged_into": str(row.id)},
+                    "deleted_at": utcnow(),
+                },
+            )
+            return {"record": record_view(spec, row), "merged_id": duplicate.id,
+                    "repointed": counts}  # fmt: skip
+
+        return await self._db.run(write, tenant_id=tenant_id)
+
+    # lead conversion ---------------------------------------------------------------------------
+    async def convert_lead(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        lead_id: uuid.UUID,
+        *,
+        contact: Mapping[str, Any] | None = None,
+        account: Mapping[str, Any] | None = None,
+        account_id: uuid.UUID | None = None,
+        opportunity: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Convert a lead, in ONE transaction (any failure writes nothing): a contact from
+        the lead's names, email, phone, title and company (plus `contact` overrides); an
+        account from its company (plus `account` overrides) unless `account_id` names an
+        existing one, none when there is neither; an opportunity only when `opportunity` is
+        given.  The lead is marked converted and linked to both.  Its activities and notes
+        stay on the lead (its history; the lead remains readable) and are returned."""
+        leads = await self._prepare(actor, tenant_id, "leads", "update")
+        contacts = await self._prepare(actor, tenant_id, "contacts", "create")
+        accounts = SPECS["accounts"]
+        account_refusal: Exception | None = None
+        if account_id is not None:
+            await self._prepare(actor, tenant_id, "accounts", "read")
+        else:
+            try:  # only needed when an account will be created (the lead has a company)
+                await self._prepare(actor, tenant_id, "accounts", "create")
+            except (PermissionDenied, NotFound) as exc:
+                account_refusal = exc
+        opportunities = SPECS["opportunities"]
+        stages: list[str] = []
+        if opportunity is not None:
+            await self._prepare(actor, tenant_id, "opportunities", "create")
+            try:
+                await self._check_stage(tenant_id, opportunities, opportunity)
+            except Invalid as exc:
+                raise _prefixed("opportunity", exc) from None
+            stages = list(
+                (await self._modules.settings_for(tenant_id, "opportunities")).get("stages") or []
+            )
+        definitions = {
+            spec.name: await self._custom_fields.definitions_for(tenant_id, spec.singular)
+            for spec in (contacts, accounts, opportunities)
+        }
+
+        def build(
+            spec: EntitySpec, prefix: str, values: Mapping[str, Any], defaults: dict[str, Any]
+        ) -> dict[str, Any]:
+            try:
+                return self._creation_values(
+                    actor, spec, {**{k: v for k, v in defaults.items() if k in spec.writable
+                                     and v not in (None, "", [])}, **values},
+                    definitions[spec.name], defaults=ownership,
+                )  # fmt: skip
+            except Invalid as exc:
+                raise _prefixed(prefix, exc) from None
+
+        ownership: dict[str, Any] = {}
+
+        def write(session: Session) -> dict[str, Any]:
+            lead = self._load(session, leads, actor, tenant_id, lead_id)
+            assert isinstance(lead, Lead)
+            if not self._may_edit(actor, lead):
+                raise PermissionDenied("You may not edit this lead")
+            if lead.converted_at is not None or lead.status == "converted":
+                raise Conflict("This lead is already converted", code="already_converted",
+                               details={"converted_contact_id": lead.converted_contact_id,
+                                        "converted_account_id": lead.converted_account_id})  # fmt: skip
+            # the new records belong to whoever owns the lead, so its owner keeps them in sight
+            ownership.update(
+                owner_id=lead.owner_id, assigned_to=lead.assigned_to, department=lead.department
+            )
+            lead_name = display_name(lead) or "Lead"
+            account_row: Record | None = None
+            if account_id is not None:
+                account_row = self._load(session, accounts, actor, tenant_id, account_id)
+            elif lead.company or (account and account.get("name")):
+                if account_refusal is not None:
+                    raise account_refusal
+                values = build(accounts, "account", account or {},
+                               {"name": lead.company, "email": None, "phone": lead.phone})  # fmt: skip
+                account_row = self._insert(session, accounts, tenant_id, values)
+            elif account:
+                raise Invalid("Validation failed: account.name",
+                              details=[{"field": "account.name", "message": "is required (the lead has no company)"}])  # fmt: skip
+            contact_values = build(
+                contacts, "contact", contact or {},
+                {"first_name": lead.first_name, "last_name": lead.last_name, "email": lead.email,
+                 "phone": lead.phone, "title": lead.title, "company": lead.company,
+                 "lead_source": lead.source, "tags": lead.tags},
+            )  # fmt: skip
+            if account_row is not None:
+                contact_values["account_id"] = account_row.id
+            try:
+                contact_row = self._insert(session, contacts, tenant_id, contact_values)
+            except Invalid as exc:
+                raise _prefixed("contact", exc) from None
+            opportunity_row: Record | None = None
+            if opportunity is not None:
+                opportunity_values = build(
+                    opportunities, "opportunity", opportunity,
+                    {"name": f"{lead.company or lead_name} opportunity", "amount": lead.value,
+                     "stage": stages[0] if stages else None},
+                )  # fmt: skip
+                opportunity_values.update(
+                    lead_id=lead.id,
+                    contact_id=contact_row.id,
+                    account_id=account_row.id if account_row is not None else None,
+                )
+                opportunity_row = self._insert(
+                    session, opportunities, tenant_id, opportunity_values
+                )
+            self._mutate(
+                session,
+                lead,
+                {
+                    "status": "converted",
+                    "converted_at": utcnow(),
+                    "converted_contact_id": contact_row.id,
+                    "converted_account_id": account_row.id if account_row is not None else None,
+                },
+            )
+            history: dict[str, list[dict[str, Any]]] = {}
+            for name in ("activities", "notes"):
+                spec = SPECS[name]
+                model = spec.model
+                rows = session.scalars(
+                    select(model)
+                    .where(
+                        model.tenant_id == tenant_id,
+                        model.related_type == "lead",
+                        model.related_id == lead.id,
+                        model.deleted_at.is_(None),
+                        *self._scope(spec, actor),
+                    )
+                    .order_by(model.created_at)
+                ).all()
+                history[name] = [record_view(spec, r) for r in rows]
+            return {
+                "lead": record_view(leads, lead),
+                "contact": record_view(contacts, contact_row),
+                "account": record_view(accounts, account_row) if account_row is not None else None,
+                "opportunity": record_view(opportunities, opportunity_row)
+                if opportunity_row is not None
+                else None,
+                **history,
+            }
+
+        return await self._db.run(write, tenant_id=tenant_id)
+
 
 def _stale(spec: EntitySpec, current: int) -> Exception:
     from aisha_server.errors import Conflict

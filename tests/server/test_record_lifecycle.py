@@ -146,3 +146,168 @@ async def test_duplicates_only_reveal_what_the_caller_sees(client: Any, team: Te
     # the admin sees both
     status, body = await _post(client, "/api/leads", {"email": "secret@acme.test"}, team.admin)
     assert status == 409 and len(body["details"]) == 2
+
+
+# -- merge -----------------------------------------------------------------------------------
+
+
+async def test_merge_moves_everything_and_deletes_the_duplicate(client: Any, team: Team) -> None:
+    keep = await create(client, "accounts", team.admin, name="Acme", industry="Software",
+                        tags=["a"], custom_fields={}, metadata={"k": "keep"})  # fmt: skip
+    dup = await create(client, "accounts", team.admin, name="ACME Corp", website="acme.test",
+                       phone="+1 415 555 2671", tags=["a", "b"], metadata={"k": "dup", "x": 1},
+                       industry="Retail")  # fmt: skip
+    person = await create(client, "contacts", team.admin, account_id=dup["id"])
+    deal = await create(client, "opportunities", team.admin, account_id=dup["id"])
+    note = await create(client, "notes", team.admin, related_type="account", related_id=dup["id"])
+    task = await create(client, "activities", team.admin, related_type="account",
+                        related_id=dup["id"])  # fmt: skip
+    url = f"/api/accounts/{keep['id']}/merge"
+    status, body = await _post(client, url, {"duplicate_id": dup["id"]}, team.admin)
+    assert status == 200, body
+    merged = body["data"]["record"]
+    assert merged["name"] == "Acme" and merged["industry"] == "Software"  # the record wins
+    assert merged["website"] == "acme.test" and merged["phone_e164"] == "+14155552671"
+    assert merged["tags"] == ["a", "b"]
+    assert merged["metadata"] == {"k": "keep", "x": 1, "merged_from": [dup["id"]]}
+    assert body["data"]["repointed"] == {"activities": 1, "notes": 1, "contacts": 1,
+                                         "opportunities": 1, "leads": 0}  # fmt: skip
+    for entity, record, column in (("contacts", person, "account_id"),
+                                   ("opportunities", deal, "account_id"),
+                                   ("notes", note, "related_id"),
+                                   ("activities", task, "related_id")):  # fmt: skip
+        _, got = await _get(client, f"/api/{entity}/{record['id']}", team.admin)
+        assert got["data"][column] == keep["id"], entity
+    assert (await client.get(f"/api/accounts/{dup['id']}", headers=team.admin)).status == 404
+    _, deleted = await _get(client, "/api/accounts?deleted=true", team.admin)
+    assert deleted["data"][0]["metadata"]["merged_into"] == keep["id"]
+    # merging it again: the duplicate is gone
+    status, _ = await _post(client, url, {"duplicate_id": dup["id"]}, team.admin)
+    assert status == 404
+
+
+async def test_merge_refuses_bad_input_and_what_the_caller_cannot_touch(
+    client: Any, team: Team
+) -> None:
+    mine = await create(client, "contacts", team.employee, email="m1@acme.test")
+    also = await create(client, "contacts", team.employee, email="m2@acme.test")
+    peers = await create(client, "contacts", team.peer, email="p@acme.test")
+    theirs = await create(client, "contacts", team.outsider, email="o@acme.test")
+    admins = await create(client, "contacts", team.admin, email="a@acme.test")
+    url = f"/api/contacts/{mine['id']}/merge"
+    cases = [
+        (team.employee, url, {"duplicate_id": mine["id"]}, 422),  # itself
+        (team.employee, url, {"duplicate_id": "nope"}, 422),
+        (team.employee, url, {}, 422),
+        (team.employee, url, {"duplicate_id": peers["id"]}, 404),  # out of scope
+        (team.employee, url, {"duplicate_id": theirs["id"]}, 404),  # other tenant
+        (team.outsider, f"/api/contacts/{theirs['id']}/merge", {"duplicate_id": mine["id"]}, 404),
+        (team.support, f"/api/contacts/{admins['id']}/merge", {"duplicate_id": mine["id"]}, 403),
+        (team.employee, f"/api/accounts/{mine['id']}/merge", {"duplicate_id": also["id"]}, 404),
+        (team.employee, f"/api/notes/{mine['id']}/merge", {"duplicate_id": also["id"]}, 404),
+    ]
+    for headers, target, body, expected in cases:
+        status, answer = await _post(client, target, body, headers)
+        assert status == expected, (target, body, answer)
+    for record, headers in ((mine, team.employee), (also, team.employee), (peers, team.peer),
+                            (theirs, team.outsider), (admins, team.admin)):  # fmt: skip
+        _, got = await _get(client, f"/api/contacts/{record['id']}", headers)
+        assert got["data"]["version"] == 1
+    status, body = await _post(client, url, {"duplicate_id": also["id"]}, team.employee)
+    assert status == 200 and body["data"]["record"]["email"] == "m1@acme.test"
+
+
+# -- lead conversion -------------------------------------------------------------------------
+
+
+async def test_convert_lead_creates_linked_records(client: Any, team: Team) -> None:
+    lead = await create(client, "leads", team.employee, first_name="Lee", last_name="Ng",
+                        email="lee@leadco.test", phone="+1 415 555 2671", title="CTO",
+                        company="Leadco", value="12000.50")  # fmt: skip
+    note = await create(client, "notes", team.employee, related_type="lead", related_id=lead["id"])
+    status, body = await _post(
+        client, f"/api/leads/{lead['id']}/convert",
+        {"contact": {"title": "Chief Technology Officer"}, "opportunity": {}}, team.employee,
+    )  # fmt: skip
+    assert status == 201, body
+    data = body["data"]
+    contact, account, deal = data["contact"], data["account"], data["opportunity"]
+    assert contact["first_name"] == "Lee" and contact["email"] == "lee@leadco.test"
+    assert contact["title"] == "Chief Technology Officer"
+    assert contact["phone_e164"] == "+14155552671" and contact["account_id"] == account["id"]
+    assert contact["owner_id"] == str(team.employee_user.id)
+    assert account["name"] == "Leadco"
+    assert deal["name"] == "Leadco opportunity" and deal["amount"] == "12000.50"
+    assert deal["stage"] == "prospect"
+    assert (deal["lead_id"], deal["contact_id"], deal["account_id"]) == (
+        lead["id"], contact["id"], account["id"])  # fmt: skip
+    converted = data["lead"]
+    assert converted["status"] == "converted" and converted["converted_at"]
+    assert converted["converted_contact_id"] == contact["id"]
+    assert converted["converted_account_id"] == account["id"]
+    # the lead keeps its history, and the answer lists it
+    assert [n["id"] for n in data["notes"]] == [note["id"]] and data["activities"] == []
+    _, got = await _get(client, f"/api/notes/{note['id']}", team.employee)
+    assert got["data"]["related_id"] == lead["id"]
+    again = await client.post(f"/api/leads/{lead['id']}/convert", json={}, headers=team.employee)
+    assert again.status == 409 and (await again.json())["code"] == "already_converted"
+
+
+async def test_convert_without_company_or_with_an_existing_account(client: Any, team: Team) -> None:
+    solo = await create(client, "leads", team.admin, company=None, first_name="Solo")
+    status, body = await _post(client, f"/api/leads/{solo['id']}/convert", {}, team.admin)
+    assert status == 201 and body["data"]["account"] is None
+    assert body["data"]["opportunity"] is None and body["data"]["contact"]["account_id"] is None
+    existing = await create(client, "accounts", team.admin, name="Existing")
+    lead = await create(client, "leads", team.admin)
+    status, body = await _post(
+        client, f"/api/leads/{lead['id']}/convert",
+        {"account_id": existing["id"], "opportunity": {"name": "Renewal", "stage": "qualified"}},
+        team.admin,
+    )  # fmt: skip
+    assert status == 201, body
+    assert body["data"]["account"]["id"] == existing["id"]
+    assert body["data"]["opportunity"]["name"] == "Renewal"
+    _, accounts = await _get(client, "/api/accounts", team.admin)
+    assert [a["name"] for a in accounts["data"]] == ["Existing"]
+
+
+async def test_failed_conversion_writes_nothing(client: Any, team: Team) -> None:
+    theirs = await create(client, "accounts", team.outsider)
+    lead = await create(client, "leads", team.employee)
+    url = f"/api/leads/{lead['id']}/convert"
+    cases = [
+        ({"contact": {"email": "broken@"}}, 422, "contact.email"),
+        ({"opportunity": {"stage": "dreaming"}}, 422, "opportunity.stage"),
+        ({"account": {"colour": "red"}}, 422, "account.colour"),
+        ({"account_id": theirs["id"]}, 404, None),
+        ({"account_id": "not-a-uuid"}, 422, "account_id"),
+    ]
+    for body, expected, field in cases:
+        status, answer = await _post(client, url, body, team.employee)
+        assert status == expected, (body, answer)
+        if field:
+            assert field in {d["field"] for d in answer["details"]}, answer
+    # a required custom field on contacts fails inside the transaction, after the account
+    resp = await client.post(
+        "/api/custom-fields",
+        json={"entity": "contact", "field_name": "tier", "field_type": "number",
+              "is_required": True},
+        headers=team.admin,
+    )  # fmt: skip
+    assert resp.status == 201
+    status, answer = await _post(client, url, {"opportunity": {}}, team.employee)
+    assert status == 422 and answer["details"][0]["field"] == "contact.custom_fields.tier"
+    for entity in ("accounts", "contacts", "opportunities"):
+        _, listed = await _get(client, f"/api/{entity}", team.admin)
+        assert listed["data"] == [], entity
+    _, got = await _get(client, f"/api/leads/{lead['id']}", team.employee)
+    assert got["data"]["version"] == 1 and got["data"]["converted_at"] is None
+    # roles, scope and tenants
+    assert (await _post(client, url, {}, team.support))[0] == 403
+    assert (await _post(client, url, {}, team.peer))[0] == 404
+    assert (await _post(client, url, {}, team.outsider))[0] == 404
+    missing = f"/api/leads/{uuid.uuid4()}/convert"
+    assert (await _post(client, missing, {}, team.admin))[0] == 404
+    status, _ = await _post(client, url, {"contact": {"custom_fields": {"tier": 1}}}, team.employee)
+    assert status == 201
