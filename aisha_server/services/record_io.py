@@ -351,7 +351,7 @@ class RecordIOService:
             self._match_rows(session, spec, actor, tenant_id, match, options.mode, rows)
             links = self._link_index(session, spec, tenant_id, rows)
             inserts: list[dict[str, Any]] = []
-            now = utcnow()
+            defaults = _insert_defaults(spec, tenant_id, utcnow())
             for row in rows:
                 result = row.result
                 if result.errors:
@@ -419,7 +419,7 @@ class RecordIOService:
                     if write:
                         new_id = uuid.uuid4()
                         result.id = new_id
-                        inserts.append(_insert_row(spec, tenant_id, new_id, typed, now))
+                        inserts.append({**defaults, **typed, "id": new_id})
                 else:
                     result.id = target.id
                     changed = {
@@ -794,16 +794,10 @@ def _link_problems(
     return problems
 
 
-def _insert_row(
-    spec: EntitySpec,
-    tenant_id: uuid.UUID,
-    record_id: uuid.UUID,
-    values: Mapping[str, Any],
-    now: datetime,
-) -> dict[str, Any]:
-    """One complete row for the bulk INSERT (every column given, so one statement shape)."""
+def _insert_defaults(spec: EntitySpec, tenant_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """Every column of a new row but its id and values (one statement shape for the bulk
+    INSERT).  The JSON defaults are shared between rows: they are only serialised."""
     row: dict[str, Any] = {
-        "id": record_id,
         "tenant_id": tenant_id,
         "version": 1,
         "created_at": now,
@@ -811,5 +805,5 @@ def _insert_row(
         "deleted_at": None,
     }
     for name in spec.writable:
-        row[name] = values[name] if name in values else _empty(spec, name)
+        row[name] = _empty(spec, name)
     return row
