@@ -49,7 +49,10 @@ from aisha_server.services.records import (
     RecordService,
     _empty,
     _like_escape,
+    _normalise_emails,
     record_view,
+    tenant_region,
+    to_e164,
 )
 
 MAX_ROWS = 200_000
@@ -348,6 +351,11 @@ class RecordIOService:
         write = not options.dry_run
 
         def work(session: Session) -> ImportReport:
+            region = tenant_region(session, tenant_id)
+            if match == "phone":
+                for row in rows:
+                    if row.key is not None:
+                        row.key = to_e164(row.key, region) or row.key
             self._match_rows(session, spec, actor, tenant_id, match, options.mode, rows)
             links = self._link_index(session, spec, tenant_id, rows)
             inserts: list[dict[str, Any]] = []
@@ -365,6 +373,13 @@ class RecordIOService:
                 except ValidationError as exc:
                     result.errors.extend(_problems(exc))
                     continue
+                try:  # the records API's normalisation: emails checked, phones in E.164 too
+                    _normalise_emails(spec, typed)
+                except Invalid as exc:
+                    result.errors.extend(_invalid_problems(exc))
+                for column, e164 in spec.phones.items():
+                    if column in typed:
+                        typed[e164] = to_e164(typed[column], region)
                 if target is None:
                     missing = [f for f in spec.required if typed.get(f) in (None, "")]
                     result.errors.extend({"field": f, "message": "is required"} for f in missing)
@@ -469,16 +484,24 @@ class RecordIOService:
         scope = RecordService._scope(spec, actor)
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
-            key_expr = func.lower(column) if match == "email" else column
+            hit: ColumnElement[bool]
+            if match == "email":
+                hit = func.lower(column).in_(chunk)
+            elif match in spec.phones:  # the phone as typed or its E.164 form
+                hit = or_(column.in_(chunk), getattr(model, spec.phones[match]).in_(chunk))
+            else:
+                hit = column.in_(chunk)
             query = select(model).where(
-                model.tenant_id == tenant_id,
-                model.deleted_at.is_(None),
-                key_expr.in_(chunk),
-                *scope,
+                model.tenant_id == tenant_id, model.deleted_at.is_(None), hit, *scope
             )
             for record in session.scalars(query):
-                value = getattr(record, match)
-                found.setdefault(value.lower() if match == "email" else value, []).append(record)
+                values = {getattr(record, match)}
+                if match in spec.phones:
+                    values.add(getattr(record, spec.phones[match]))
+                for value in values - {None}:
+                    found.setdefault(value.lower() if match == "email" else value, []).append(
+                        record
+                    )
         first_row: dict[Any, int] = {}
         for row in rows:
             result = row.result
@@ -806,4 +829,6 @@ def _insert_defaults(spec: EntitySpec, tenant_id: uuid.UUID, now: datetime) -> d
     }
     for name in spec.writable:
         row[name] = _empty(spec, name)
+    for e164 in spec.phones.values():
+        row[e164] = None
     return row

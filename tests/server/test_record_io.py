@@ -404,3 +404,22 @@ async def test_bulk_update_and_delete(client: Any, team: Team) -> None:
     left = {r["id"] for r in await listed(client, "contacts", team.admin)}
     assert ada_id not in left and alan_id in left
     assert len(await listed(client, "contacts", team.outsider)) == 1
+
+
+async def test_emails_and_phones_are_normalised_and_matched(client: Any, team: Team) -> None:
+    text = "first_name,email,phone\nA,Ann@Example.COM,(212) 555-0100\nB,not-an-email,\n"
+    status, body = await upload(client, "contacts", text, team.admin)
+    assert status == 422 and body["details"][0]["row"] == 2
+    assert body["details"][0]["errors"][0]["field"] == "email"
+    status, body = await upload(client, "contacts", text, team.admin, on_error="skip")
+    assert status == 201
+    (ann,) = await listed(client, "contacts", team.admin)
+    assert ann["email"] == "ann@example.com" and ann["phone"] == "(212) 555-0100"
+    # the E.164 form of a phone finds the record typed differently
+    status, body = await upload(client, "contacts", "phone,title\n+12125550100,Chief\n",
+                                team.admin, mode="update", match="phone")  # fmt: skip
+    assert status == 201, body
+    assert body["data"]["rows"][0] == {"row": 1, "status": "updated", "id": ann["id"],
+                                       "errors": []}  # fmt: skip
+    (ann,) = await listed(client, "contacts", team.admin)
+    assert ann["title"] == "Chief" and ann["phone"] == "+12125550100"
