@@ -37,7 +37,8 @@ def make_csv(rows: int) -> bytes:
     segments = ("smb", "mid", "enterprise")
     for i in range(rows):
         lines.append(
-            f'First{i},"Last, {i}",person{i}@example.com,+1 555 {i:07d},Buyer,'
+            f'First{i},"Last, {i}",person{i}@example.com,'
+            f"(212) {200 + i // 10_000} {i % 10_000:04d},Buyer,"
             f"Company {i % 997},a;b,{segments[i % 3]}"
         )
     return ("\r\n".join(lines) + "\r\n").encode()
