@@ -18,7 +18,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import asyncio
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,9 +152,12 @@ def app(settings: Settings) -> web.Application:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, app: web.Application) -> TestClient[Any, Any]:
+async def client(aiohttp_client: Any, app: web.Application) -> AsyncIterator[TestClient[Any, Any]]:
     client: TestClient[Any, Any] = await aiohttp_client(app)
-    return client
+    yield client
+    # close here, before the database fixture drops the database: the app's shutdown still
+    # writes to it (system_logs "Server stopping", API key usage)
+    await client.close()
 
 
 @pytest.fixture

@@ -62,3 +62,31 @@ async def test_every_response_has_a_request_id(client: Any) -> None:
     first = (await client.get("/nowhere")).headers["X-Request-ID"]
     second = (await client.get("/health")).headers["X-Request-ID"]
     assert first and second and first != second
+
+
+async def test_shutdown_is_recorded_in_system_logs(client: Any, settings: Any) -> None:
+    from sqlalchemy import select
+
+    from aisha_server.db.models import SystemLog
+    from aisha_server.db.uow import open_database
+
+    await client.close()  # the app shuts down: its last log rows are flushed
+    db = open_database(
+        database_url=settings.DATABASE_URL,
+        sqlite_path=settings.sqlite_path,
+        app_role=settings.AISHA_DB_APP_ROLE,
+        pool_size=1,
+        readers=1,
+    )
+    try:
+        messages = await db.run(
+            lambda s: list(
+                s.scalars(select(SystemLog.message).where(SystemLog.source == "server"))
+            ),
+            system=True,
+            write=False,
+        )
+    finally:
+        await db.close()
+    assert messages.count("Server started") == 1
+    assert messages.count("Server stopping") == 1
