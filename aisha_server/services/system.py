@@ -54,7 +54,8 @@ class SystemService:
             if not fresh and probe is not None and time.monotonic() - probe.at <= self._probe_ttl:
                 return probe
             try:
-                seconds = await asyncio.wait_for(self._db.ping(), timeout=5)
+                async with asyncio.timeout(5):
+                    seconds = await self._db.ping()
                 probe = _Probe(time.monotonic(), True, seconds * 1000, None)
             except Exception as exc:
                 probe = _Probe(time.monotonic(), False, 0.0, f"{type(exc).__name__}: {exc}")

@@ -38,6 +38,7 @@ class SystemLogWriter:
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def write(self, entry: LogEntry) -> None:
         self._pending.append(
@@ -73,13 +74,19 @@ class SystemLogWriter:
         self._task = asyncio.create_task(self._run(), name="aisha-system-log")
 
     async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as its timeout fires, and stop() would wait forever
+            try:
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
             self._wake.clear()
             await self.flush()
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
