@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from aisha_server import keys
 from aisha_server.api.context import principal, tenant_for
 from aisha_server.api.records import FIELD_TYPES, _body_model
-from aisha_server.api.routing import Routes, parse_model, raise_invalid
+from aisha_server.api.routing import Routes, parse_model, raise_invalid, read_limited
 from aisha_server.envelope import success
 from aisha_server.errors import BadRequest, PayloadTooLarge
 from aisha_server.services.record_io import (
@@ -74,21 +74,6 @@ def _import_options(raw: dict[str, str]) -> tuple[ImportOptions, str | None]:
     return options, query.tenant_id
 
 
-async def _read_limited(read: Any, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk: bytes = await read(65536)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"Upload too large (limit {limit} bytes)", code="upload_too_large"
-            )
-        chunks.append(chunk)
-
-
 async def _read_import(request: web.Request, limit: int) -> tuple[bytes, dict[str, str]]:
     """The CSV (multipart field "file" or a raw text/csv body) and the import options (query
     string, overridden by form fields)."""
@@ -106,9 +91,9 @@ async def _read_import(request: web.Request, limit: int) -> tuple[bytes, dict[st
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "file" or (part.name is None and part.filename):
-                data = await _read_limited(part.read_chunk, limit)
+                data = await read_limited(part.read_chunk, limit)
             elif part.name in OPTION_NAMES:
-                value = await _read_limited(part.read_chunk, 20_000)
+                value = await read_limited(part.read_chunk, 20_000)
                 options[part.name] = value.decode("utf-8", "replace")
             else:
                 await part.release()
@@ -116,7 +101,7 @@ async def _read_import(request: web.Request, limit: int) -> tuple[bytes, dict[st
             raise BadRequest('No CSV file in the form; send it in the field "file"', code="no_file")
         return data, options
     if ctype in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
-        return await _read_limited(request.content.read, limit), options
+        return await read_limited(request.content.read, limit), options
     raise BadRequest(
         f"Unsupported content type {ctype!r}: send the CSV as multipart/form-data"
         ' (field "file") or as text/csv',

@@ -89,6 +89,23 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+async def read_limited(read: Any, limit: int) -> bytes:
+    """Read an upload (`request.content.read` or a multipart part's `read_chunk`) up to
+    `limit` bytes; beyond it a 413, without holding more than the limit in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk: bytes = await read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(
+                f"Upload too large (limit {limit} bytes)", code="upload_too_large"
+            )
+        chunks.append(chunk)
+
+
 def parse_model(model: type[BaseModel], data: Any, *, what: str = "Validation failed") -> Any:
     try:
         return model.model_validate(data)

@@ -6,7 +6,6 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +19,7 @@ from aisha_server.api.routing import (
     endpoint_of,
     parse_model,
     read_json,
+    read_limited,
 )
 from aisha_server.auth.principal import Principal
 from aisha_server.envelope import success
@@ -315,7 +315,7 @@ async def _read_upload(request: web.Request, limit: int) -> bytes:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "file" or (part.name is None and part.filename):
-                return await _read_limited(part.read_chunk, limit)
+                return await read_limited(part.read_chunk, limit)
             await part.release()
         raise BadRequest('No CSV file in the form; send it in the field "file"', code="no_file")
     if ctype in (
@@ -327,27 +327,12 @@ async def _read_upload(request: web.Request, limit: int) -> bytes:
         "",
     ):
         # Invoke-RestMethod -InFile sends the raw file even with a multipart content type
-        return await _read_limited(request.content.read, limit)
+        return await read_limited(request.content.read, limit)
     raise BadRequest(
         f"Unsupported content type {ctype!r}: send the CSV as multipart/form-data"
         ' (field "file") or as text/csv',
         code="unsupported_media_type",
     )
-
-
-async def _read_limited(read: Any, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk: bytes = await read(65536)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"Upload too large (limit {limit} bytes)", code="upload_too_large"
-            )
-        chunks.append(chunk)
 
 
 @routes.post(
