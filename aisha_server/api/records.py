@@ -21,7 +21,7 @@ from aisha_server import keys
 from aisha_server.api.context import principal, tenant_for
 from aisha_server.api.routing import Routes
 from aisha_server.envelope import success
-from aisha_server.errors import BadRequest
+from aisha_server.errors import BadRequest, Invalid
 from aisha_server.services.records import SPECS, EntitySpec, ListParams
 
 routes = Routes()
@@ -124,8 +124,10 @@ def _query_model(spec: EntitySpec) -> type[BaseModel]:
     }
     for name in spec.filters:
         fields[name] = (FIELD_TYPES[name] | None, None)
+    # extra="allow" only so `cf.<name>=value` custom-field filters get through; any other
+    # unknown parameter is refused by the handler
     model: type[BaseModel] = create_model(
-        f"{_title(spec)}ListQuery", __config__=ConfigDict(extra="forbid"), **fields
+        f"{_title(spec)}ListQuery", __config__=ConfigDict(extra="allow"), **fields
     )
     return model
 
@@ -158,6 +160,16 @@ def _mount(spec: EntitySpec) -> None:
 
     @routes.get(base, summary=f"List {spec.name} (data scope applies)", tags=tags, query=list_query)
     async def list_records(request: web.Request, query: Any) -> web.Response:
+        extras = query.model_extra or {}
+        unknown = sorted(k for k in extras if not k.startswith("cf.") or len(k) == 3)
+        if unknown:
+            raise Invalid(
+                "Invalid query parameters: " + ", ".join(unknown),
+                details=[{"field": k, "message": "unknown parameter"} for k in unknown],
+            )
+        custom = {k[3:]: v for k, v in extras.items()}
+        if any(not isinstance(v, str) for v in custom.values()):
+            raise Invalid("Invalid query parameters: a cf. filter takes one value")
         tenant_id = await tenant_for(request, query.tenant_id)
         assert tenant_id is not None
         params = ListParams(
@@ -175,6 +187,7 @@ def _mount(spec: EntitySpec) -> None:
             updated_to=query.updated_to,
             deleted=query.deleted,
             include_total=query.include_total,
+            custom=custom,
         )
         result = await request.app[service_key].list(
             principal(request), tenant_id, spec.name, params

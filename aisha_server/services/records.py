@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import orjson
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aisha_server.auth.authorize import allows
@@ -42,7 +42,12 @@ from aisha_server.errors import (
     NotFound,
     PermissionDenied,
 )
-from aisha_server.services.custom_fields import CustomFieldService, validate_values
+from aisha_server.services.custom_fields import (
+    CustomFieldService,
+    FieldDefinition,
+    filter_value,
+    validate_values,
+)
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.pagination import Page
 
@@ -186,6 +191,7 @@ class ListParams:
     created_to: datetime | None = None
     updated_from: datetime | None = None
     updated_to: datetime | None = None
+    custom: Mapping[str, str] = field(default_factory=dict)  # custom field name -> raw value
     deleted: bool = False  # list the tombstones instead (restore screens)
     include_total: bool = False
 
@@ -644,6 +650,23 @@ class RecordService:
                 conditions.append(column >= low)
             if high is not None:
                 conditions.append(column < high)
+        if params.custom:
+            definitions = {
+                d.field_name: d
+                for d in await self._custom_fields.definitions_for(tenant_id, spec.singular)
+            }
+            for name, raw in params.custom.items():
+                definition = definitions.get(name)
+                if definition is None:
+                    raise Invalid(
+                        f"Invalid query parameters: cf.{name}",
+                        details=[{"field": f"cf.{name}", "message": "no such custom field"}],
+                    )
+                conditions.append(
+                    _custom_condition(
+                        self._db.dialect, model, definition, filter_value(definition, raw)
+                    )
+                )
         if params.q:
             term = params.q.strip()
             if term:
@@ -1031,6 +1054,27 @@ class RecordService:
             }
 
         return await self._db.run(write, tenant_id=tenant_id)
+
+
+def _custom_condition(
+    dialect: str, model: type[Any], definition: FieldDefinition, value: Any
+) -> ColumnElement[bool]:
+    """custom_fields[name] equals the (normalised) value; a multiselect holds it."""
+    name = definition.field_name
+    condition: ColumnElement[bool]
+    if definition.field_type == "multiselect":
+        if dialect == "postgresql":
+            condition = model.custom_fields.op("->")(name).op("@>")(func.jsonb_build_array(value))
+        else:
+            items = func.json_each(model.custom_fields, f"$.{name}").table_valued("value")
+            condition = exists(select(items.c.value).where(items.c.value == value))
+    elif definition.field_type == "boolean":
+        condition = model.custom_fields[name].as_boolean() == value
+    elif definition.field_type == "number":
+        condition = model.custom_fields[name].as_float() == float(value)
+    else:
+        condition = model.custom_fields[name].as_string() == value
+    return condition
 
 
 def _stale(spec: EntitySpec, current: int) -> Exception:

@@ -376,3 +376,45 @@ async def test_opportunity_stages_come_from_module_settings(client: Any, team: T
     assert custom.status == 200, await custom.text()
     assert (await client.patch(url, json={"stage": "qualified"}, headers=team.admin)).status == 422
     assert (await client.patch(url, json={"stage": "won"}, headers=team.admin)).status == 200
+
+
+async def test_lists_filter_on_custom_fields(client: Any, team: Team) -> None:
+    for body in (
+        {"entity": "contact", "field_name": "source", "field_type": "select",
+         "options": ["Website", "Referral", "Event"]},
+        {"entity": "contact", "field_name": "interests", "field_type": "multiselect",
+         "options": ["crm", "ai", "voice"]},
+        {"entity": "contact", "field_name": "vip", "field_type": "boolean"},
+        {"entity": "contact", "field_name": "seats", "field_type": "number"},
+        {"entity": "contact", "field_name": "budget", "field_type": "currency"},
+    ):  # fmt: skip
+        assert (
+            await client.post("/api/custom-fields", json=body, headers=team.admin)
+        ).status == 201
+    rows = [
+        ("a@x.example.com", {"source": "Website", "interests": ["crm", "ai"], "vip": True, "seats": 10, "budget": "1000"}),
+        ("b@x.example.com", {"source": "Event", "interests": ["voice"], "vip": False, "seats": 2.5}),
+        ("c@x.example.com", {"source": "Website", "interests": ["ai"], "budget": 99.5}),
+    ]  # fmt: skip
+    for email, values in rows:
+        await create(client, "contacts", team.admin, email=email, custom_fields=values)
+
+    async def emails(query: str) -> list[str]:
+        resp = await client.get(f"/api/contacts?{query}", headers=team.admin)
+        body = await resp.json()
+        assert resp.status == 200, body
+        return sorted(r["email"] for r in body["data"])
+
+    assert await emails("cf.source=Website") == ["a@x.example.com", "c@x.example.com"]
+    assert await emails("cf.source=website") == ["a@x.example.com", "c@x.example.com"]
+    assert await emails("cf.interests=ai") == ["a@x.example.com", "c@x.example.com"]
+    assert await emails("cf.interests=voice") == ["b@x.example.com"]
+    assert await emails("cf.vip=true") == ["a@x.example.com"]
+    assert await emails("cf.vip=false") == ["b@x.example.com"]
+    assert await emails("cf.seats=2.5") == ["b@x.example.com"]
+    assert await emails("cf.budget=99.50") == ["c@x.example.com"]
+    assert await emails("cf.source=Website&cf.vip=true") == ["a@x.example.com"]
+
+    for bad in ("cf.nope=1", "cf.vip=yes", "cf.source=Radio", "colour=red", "cf.=1"):
+        resp = await client.get(f"/api/contacts?{bad}", headers=team.admin)
+        assert resp.status == 422, (bad, await resp.json())
