@@ -435,16 +435,7 @@ class AuthService:
             if user is None or user.status != ACTIVE:
                 return None
             # only the newest link works
-            session.execute(
-                update(PasswordResetToken)
-                .where(
-                    PasswordResetToken.user_id == user.id,
-                    PasswordResetToken.used_at.is_(None),
-                    PasswordResetToken.expires_at > now,
-                )
-                .values(expires_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            _expire_open_reset_links(session, user.id, now)
             session.add(
                 PasswordResetToken(
                     user_id=user.id,
@@ -515,16 +506,7 @@ class AuthService:
             user.password_hash = new_hash
             user.password_changed_at = now
             _revoke_user_sessions(session, user.id, now, "password_reset")
-            session.execute(
-                update(PasswordResetToken)
-                .where(
-                    PasswordResetToken.user_id == user.id,
-                    PasswordResetToken.used_at.is_(None),
-                    PasswordResetToken.expires_at > now,
-                )
-                .values(expires_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            _expire_open_reset_links(session, user.id, now)
             return _auth_user(user)
 
         user = await self._db.run(write, system=True)
@@ -665,6 +647,21 @@ class AuthService:
                 sorted(actor.key_permissions) if actor.key_permissions is not None else None
             ),
         )
+
+
+def _expire_open_reset_links(session: Session, user_id: uuid.UUID, now: datetime) -> None:
+    """Every unused reset link of the user stops working (a newer one was sent, or one was
+    just used)."""
+    session.execute(
+        update(PasswordResetToken)
+        .where(
+            PasswordResetToken.user_id == user_id,
+            PasswordResetToken.used_at.is_(None),
+            PasswordResetToken.expires_at > now,
+        )
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _revoke_user_sessions(session: Session, user_id: uuid.UUID, now: datetime, reason: str) -> int:

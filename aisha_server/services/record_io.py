@@ -37,6 +37,7 @@ from aisha_server.db.base import utcnow
 from aisha_server.db.models.crm import Record
 from aisha_server.db.uow import Database
 from aisha_server.errors import BadRequest, Invalid, PayloadTooLarge
+from aisha_server.services.csv_text import decode_csv
 from aisha_server.services.custom_fields import (
     CustomFieldService,
     FieldDefinition,
@@ -141,16 +142,7 @@ def parse_csv(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     allowed; blank lines skipped and not counted).  Problems with the file raise here."""
     if not data:
         raise BadRequest("The file is empty", code="empty_file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(
-            f"The file is not UTF-8 text (invalid byte at position {exc.start});"
-            " save it as CSV UTF-8",
-            code="not_utf8",
-        ) from None
-    if not text.strip():
-        raise BadRequest("The file is empty", code="empty_file")
+    text = decode_csv(data)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[tuple[int, list[str]]] = []
     header: list[str] | None = None

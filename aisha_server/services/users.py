@@ -49,6 +49,7 @@ from aisha_server.errors import (
     Unauthorized,
 )
 from aisha_server.mail import Mailer, OutgoingMail
+from aisha_server.services.csv_text import decode_csv
 from aisha_server.services.pagination import Page
 
 T = TypeVar("T")
@@ -857,16 +858,7 @@ class _Prepared:
 
 def parse_import_csv(data: bytes) -> list[_CsvRow]:
     """Decode and split the file; problems with the file as a whole raise here."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(
-            f"The file is not UTF-8 text (invalid byte at position {exc.start});"
-            " save it as CSV UTF-8",
-            code="not_utf8",
-        ) from None
-    if not text.strip():
-        raise BadRequest("The file is empty", code="empty_file")
+    text = decode_csv(data)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
