@@ -1,0 +1,532 @@
+"""`ApiClient`: the desktop's one way to talk to an AiSHA server.
+
+It owns an `httpx.AsyncClient`, the login's tokens and their renewal.  Every call returns the
+envelope's `data` (or a typed view of it) or raises a `ClientError`; nothing of httpx leaks.
+
+Token renewal is single-flight: when requests fail with an expired or invalid access token,
+one refresh runs (shielded, so a caller's cancellation cannot lose the rotated refresh token
+half-way), every failed request waits for it and is retried once with the new token.  A
+refresh the server refuses ends the session: the tokens are cleared, `on_session_expired`
+is called once, and the waiting requests raise `SessionExpired`.  Nothing loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import orjson
+
+from aisha_desktop.client.errors import (
+    ApiError,
+    AuthError,
+    ClientError,
+    OfflineError,
+    SessionExpired,
+    UnexpectedResponse,
+    error_from_response,
+)
+from aisha_desktop.client.models import (
+    CurrentUser,
+    Page,
+    Session,
+    User,
+    optional_int,
+    optional_text,
+    parse_time,
+)
+from aisha_desktop.client.tokens import MemoryTokenStore, Tokens, TokenStore
+
+log = logging.getLogger("aisha.desktop.client")
+
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = "AiSHA-Desktop/0.1"
+LOGIN = "/api/auth/login"
+REFRESH = "/api/auth/refresh"
+LOGOUT = "/api/auth/logout"
+ME = "/api/auth/me"
+
+# 401 codes that say the login itself is over (refreshing cannot help); any other 401 on an
+# authenticated request (token_expired, invalid_token, ...) is worth one refresh.
+SESSION_OVER = frozenset(
+    {
+        "session_revoked",
+        "session_expired",
+        "invalid_session",
+        "account_missing",
+        "account_disabled",
+        "tenant_inactive",
+        "invalid_role",
+    }
+)
+
+_ENTITY = re.compile(r"^[a-z][a-z_]{0,62}$")
+
+SessionExpiredCallback = Callable[[SessionExpired], Awaitable[None] | None]
+Json = Mapping[str, Any]
+RecordId = str | uuid.UUID
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # money travels as a string, every digit kept
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, str | int | float | Decimal | uuid.UUID):
+        return str(value)
+    raise TypeError(f"unsupported query parameter value: {type(value).__name__}")
+
+
+def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query pairs: None values are left out, lists repeat the name."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            pairs.extend((name, _query_text(v)) for v in value)
+        else:
+            pairs.append((name, _query_text(value)))
+    return pairs
+
+
+def _checked_path(path: str) -> str:
+    # A full URL would send the bearer token to whatever host it names.
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"path must be a server-relative path starting with '/': {path!r}")
+    return path
+
+
+def _entity_path(entity: str) -> str:
+    if not _ENTITY.match(entity):
+        raise ValueError(f"not an entity name: {entity!r}")
+    return f"/api/{entity}"
+
+
+def _record_path(entity: str, record_id: RecordId) -> str:
+    try:
+        canonical = uuid.UUID(str(record_id))
+    except ValueError:
+        raise ValueError(f"not a record id (UUID): {record_id!r}") from None
+    return f"{_entity_path(entity)}/{canonical}"
+
+
+def _tokens_from(data: Json) -> tuple[Tokens, Session]:
+    access, refresh = data.get("token"), data.get("refresh_token")
+    user = data.get("user")
+    if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
+        raise UnexpectedResponse(
+            "The server's login answer has no tokens", status=200, body=dict(data)
+        )
+    session_id = optional_text(data, "session_id") or ""
+    tokens = Tokens(
+        access_token=access,
+        refresh_token=refresh,
+        access_expires_at=parse_time(data, "expires_at"),
+        refresh_expires_at=parse_time(data, "refresh_expires_at"),
+        session_id=session_id or None,
+    )
+    session = Session(
+        user=User.from_json(user if isinstance(user, Mapping) else {}),
+        session_id=session_id,
+        expires_at=tokens.access_expires_at,
+        refresh_expires_at=tokens.refresh_expires_at,
+    )
+    return tokens, session
+
+
+class ApiClient:
+    """Async client of one AiSHA server.  Use as `async with ApiClient(url) as api:`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        token_store: TokenStore | None = None,
+        on_session_expired: SessionExpiredCallback | None = None,
+    ) -> None:
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"server URL must be http(s)://host[:port]: {base_url!r}")
+        self.base_url = str(url).rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        self._store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
+        self._on_session_expired = on_session_expired
+        self._tokens: Tokens | None = None
+        self._session: Session | None = None
+        self._loaded = False
+        self._load_lock = asyncio.Lock()
+        self._refreshing: asyncio.Task[Tokens] | None = None
+
+    # -- lifetime --------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections.  A refresh in flight is let finish first, so its rotated
+        refresh token is stored rather than lost."""
+        task = self._refreshing
+        if task is not None:
+            await asyncio.wait({task})
+        await self._http.aclose()
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def session(self) -> Session | None:
+        """The login (user, session, expiries) as of the last login or refresh."""
+        return self._session
+
+    @property
+    def is_authenticated(self) -> bool:
+        """True while the client holds tokens (they may still turn out to be expired)."""
+        return self._tokens is not None
+
+    async def restore_session(self) -> bool:
+        """Load tokens kept by the token store from an earlier run; True if there were any.
+        Nothing is asked of the server: the next call (e.g. `me()`) proves them."""
+        return await self._current_tokens() is not None
+
+    # -- system ----------------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        """`GET /health`: `{"status": "ok", "timestamp": ...}` (no envelope)."""
+        response = await self._send("GET", "/health")
+        if response.status_code >= 400:
+            raise self._error(response)
+        body = self._decoded(response)
+        if not isinstance(body, dict) or body.get("status") != "ok":
+            raise UnexpectedResponse(
+                "The server's health answer is not ok", status=response.status_code
+            )
+        return body
+
+    async def status(self) -> Any:
+        """`GET /api/status`: version, database, workers."""
+        return (await self._call("GET", "/api/status", auth=False))["data"]
+
+    # -- auth ------------------------------------------------------------------------------
+    async def login(self, email: str, password: str) -> Session:
+        body = await self._call(
+            "POST", LOGIN, json={"email": email, "password": password}, auth=False
+        )
+        data = body.get("data")
+        if not isinstance(data, Mapping):
+            raise UnexpectedResponse("The server's login answer has no data", status=200)
+        tokens, session = _tokens_from(data)
+        await self._adopt(tokens, session)
+        return session
+
+    async def refresh(self) -> Session:
+        """Renew the tokens now (normally this happens by itself on a 401)."""
+        tokens = await self._current_tokens()
+        if tokens is None:
+            raise SessionExpired("Not signed in", status=401, code="not_signed_in")
+        await self._refreshed(tokens.access_token, notify=True)
+        assert self._session is not None  # set by the refresh
+        return self._session
+
+    async def logout(self, *, all_sessions: bool = False) -> int:
+        """End the session on the server (or every session of the user) and forget the
+        tokens; returns how many sessions the server revoked.  The tokens are forgotten even
+        when the server cannot be reached (then `OfflineError` is raised afterwards)."""
+        if await self._current_tokens() is None:
+            return 0
+        try:
+            body = await self._call(
+                "POST", LOGOUT, json={"all_sessions": all_sessions}, notify=False
+            )
+        except AuthError:
+            return 0  # the session was over already
+        finally:
+            await self._forget()
+        data = body.get("data")
+        revoked = data.get("revoked_sessions") if isinstance(data, Mapping) else None
+        return revoked if isinstance(revoked, int) else 0
+
+    async def me(self) -> CurrentUser:
+        data = await self.request("GET", ME)
+        if not isinstance(data, Mapping):
+            raise UnexpectedResponse("The server's /me answer has no data", status=200)
+        return CurrentUser.from_json(data)
+
+    # -- generic ---------------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """An authenticated call; returns the envelope's `data`."""
+        return (await self._call(method, path, json=json, params=params, headers=headers)).get(
+            "data"
+        )
+
+    # -- records ---------------------------------------------------------------------------
+    async def list_records(self, entity: str, **params: Any) -> Page:
+        """A page of `entity` (`limit`, `cursor`, `sort`, `q`, filters, `cf.<name>` via
+        `**{"cf.tier": "gold"}` ...); follow `Page.next_cursor` for the next."""
+        body = await self._call("GET", _entity_path(entity), params=params)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise UnexpectedResponse("A record list answer holds no list", status=200)
+        pagination = body.get("pagination")
+        paging: Json = pagination if isinstance(pagination, Mapping) else {}
+        return Page(
+            items=[dict(item) for item in data if isinstance(item, Mapping)],
+            next_cursor=optional_text(paging, "next_cursor"),
+            limit=optional_int(paging, "limit"),
+            offset=optional_int(paging, "offset"),
+            total=optional_int(paging, "total"),
+        )
+
+    async def get_record(self, entity: str, record_id: RecordId) -> dict[str, Any]:
+        return self._record(await self.request("GET", _record_path(entity, record_id)))
+
+    async def create_record(
+        self, entity: str, fields: Json, *, confirm_duplicate: bool = False
+    ) -> dict[str, Any]:
+        """Create; a likely duplicate raises `PossibleDuplicates` unless `confirm_duplicate`."""
+        params = {"confirm_duplicate": True} if confirm_duplicate else None
+        return self._record(
+            await self.request("POST", _entity_path(entity), json=fields, params=params)
+        )
+
+    async def update_record(
+        self, entity: str, record_id: RecordId, fields: Json, *, version: int | None = None
+    ) -> dict[str, Any]:
+        """PATCH the given fields.  With `version` (the one the edit is based on) the server
+        refuses with `VersionConflict` when the record has moved on."""
+        headers = {"If-Match": f'"{int(version)}"'} if version is not None else None
+        return self._record(
+            await self.request(
+                "PATCH", _record_path(entity, record_id), json=fields, headers=headers
+            )
+        )
+
+    async def delete_record(self, entity: str, record_id: RecordId) -> dict[str, Any]:
+        """Soft delete; returns the deleted record (restorable)."""
+        return self._record(await self.request("DELETE", _record_path(entity, record_id)))
+
+    async def restore_record(self, entity: str, record_id: RecordId) -> dict[str, Any]:
+        path = f"{_record_path(entity, record_id)}/restore"
+        return self._record(await self.request("POST", path))
+
+    @staticmethod
+    def _record(data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise UnexpectedResponse("The server's answer holds no record", status=200)
+        return dict(data)
+
+    # -- the request pipeline --------------------------------------------------------------
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: bool = True,
+        notify: bool = True,
+    ) -> dict[str, Any]:
+        """One API call; the whole success envelope.  `auth` calls carry the bearer token
+        and get one refresh-and-retry on an expired token."""
+        path = _checked_path(path)
+        content = None if json is None else orjson.dumps(json, default=_json_default)
+        query = _query(params)
+        if not auth:
+            response = await self._send(method, path, content=content, query=query, headers=headers)
+            return self._envelope(response)
+        tokens = await self._current_tokens()
+        if tokens is None:
+            raise AuthError("Not signed in", status=401, code="not_signed_in")
+        response = await self._send(
+            method, path, content=content, query=query, headers=headers, bearer=tokens.access_token
+        )
+        if response.status_code == 401:
+            refused = self._error(response)
+            if refused.code in SESSION_OVER:
+                raise await self._expire(refused, tokens, notify=notify)
+            tokens = await self._refreshed(tokens.access_token, notify=notify)
+            response = await self._send(
+                method,
+                path,
+                content=content,
+                query=query,
+                headers=headers,
+                bearer=tokens.access_token,
+            )
+        return self._envelope(response)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        query: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+        bearer: str | None = None,
+    ) -> httpx.Response:
+        sent: dict[str, str] = dict(headers or {})
+        if content is not None:
+            sent["Content-Type"] = "application/json"
+        if bearer is not None:
+            sent["Authorization"] = f"Bearer {bearer}"
+        try:
+            return await self._http.request(
+                method, path, content=content, params=list(query), headers=sent
+            )
+        except httpx.TimeoutException as exc:
+            raise OfflineError(
+                f"The server at {self.base_url} did not answer in time ({method} {path})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise OfflineError(f"The server at {self.base_url} cannot be reached: {exc}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise ClientError(f"{method} {path} failed: {exc}") from exc
+
+    @staticmethod
+    def _decoded(response: httpx.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return None
+
+    def _error(self, response: httpx.Response) -> ApiError:
+        return error_from_response(
+            response.status_code,
+            response.headers,
+            self._decoded(response),
+            reason=response.reason_phrase,
+        )
+
+    def _envelope(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code >= 400:
+            raise self._error(response)
+        body = self._decoded(response)
+        if (
+            not 200 <= response.status_code < 300
+            or not isinstance(body, dict)
+            or body.get("status") != "success"
+        ):
+            raise UnexpectedResponse(
+                f"The server's answer is not the API's JSON envelope "
+                f"(HTTP {response.status_code}, {response.headers.get('Content-Type', 'no type')})",
+                status=response.status_code,
+                request_id=response.headers.get("X-Request-ID"),
+            )
+        return body
+
+    # -- tokens ----------------------------------------------------------------------------
+    async def _current_tokens(self) -> Tokens | None:
+        if not self._loaded:
+            async with self._load_lock:
+                if not self._loaded:
+                    stored = await self._store.get()
+                    if self._tokens is None:  # a login while we waited wins
+                        self._tokens = stored
+                    self._loaded = True
+        return self._tokens
+
+    async def _adopt(self, tokens: Tokens, session: Session) -> None:
+        self._tokens, self._session, self._loaded = tokens, session, True
+        await self._store.set(tokens)
+
+    async def _forget(self) -> None:
+        self._tokens, self._session, self._loaded = None, None, True
+        await self._store.clear()
+
+    async def _refreshed(self, failed_access: str, *, notify: bool) -> Tokens:
+        """Tokens newer than `failed_access`: from a refresh another request already did,
+        from the one in flight, or from a new one."""
+        current = self._tokens
+        if current is None:
+            raise SessionExpired("Signed out", status=401, code="signed_out")
+        if current.access_token != failed_access:
+            return current
+        task = self._refreshing
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._rotate(current, notify=notify))
+            self._refreshing = task
+            task.add_done_callback(self._refresh_done)
+        return await asyncio.shield(task)
+
+    def _refresh_done(self, task: asyncio.Task[Tokens]) -> None:
+        if self._refreshing is task:
+            self._refreshing = None
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter may have been cancelled
+
+    async def _rotate(self, current: Tokens, *, notify: bool) -> Tokens:
+        response = await self._send(
+            "POST", REFRESH, content=orjson.dumps({"refresh_token": current.refresh_token})
+        )
+        if response.status_code == 401:
+            raise await self._expire(self._error(response), current, notify=notify)
+        body = self._envelope(response)  # offline, 429, 5xx: raised, tokens kept for later
+        data = body.get("data")
+        tokens, session = _tokens_from(data if isinstance(data, Mapping) else {})
+        if self._tokens is current:  # not signed out or in again meanwhile
+            await self._adopt(tokens, session)
+        return tokens
+
+    async def _expire(self, refused: ApiError, current: Tokens, *, notify: bool) -> SessionExpired:
+        """End the login after the server refused it; the error to raise."""
+        expired = SessionExpired(
+            refused.message,
+            status=refused.status,
+            code=refused.code,
+            details=refused.details,
+            request_id=refused.request_id,
+            body=refused.body,
+        )
+        if self._tokens is not current:
+            return expired  # someone signed in again (or out) meanwhile: nothing of ours ended
+        await self._forget()
+        callback = self._on_session_expired
+        if notify and callback is not None:
+            try:
+                result = callback(expired)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # a faulty listener must not replace the error callers get
+                log.exception("on_session_expired callback failed")
+        return expired
