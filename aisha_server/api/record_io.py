@@ -25,7 +25,9 @@ from aisha_server.services.records import SPECS, EntitySpec
 
 routes = Routes()
 
-OPTION_NAMES = ("mapping", "mode", "match", "dry_run", "on_error", "tenant_id")
+OPTION_NAMES = (
+    "mapping", "mode", "match", "dry_run", "on_error", "formula_escape", "tenant_id"
+)  # fmt: skip
 
 
 class ImportQuery(BaseModel):
@@ -38,6 +40,11 @@ class ImportQuery(BaseModel):
     match: Literal["email", "phone", "id"] | None = None
     dry_run: bool = False
     on_error: Literal["rollback", "skip"] = "rollback"
+    formula_escape: bool = Field(
+        True,
+        description="remove the quote that guards a formula-like cell ('=..., '@..., '+x...),"
+        " as exports write them",
+    )
     tenant_id: str | None = None
 
 
@@ -70,6 +77,7 @@ def _import_options(raw: dict[str, str]) -> tuple[ImportOptions, str | None]:
         match=query.match,
         dry_run=query.dry_run,
         on_error=query.on_error,
+        formula_unescape=query.formula_escape,
     )
     return options, query.tenant_id
 
@@ -115,6 +123,14 @@ def _export_query(spec: EntitySpec) -> type[BaseModel]:
         "owner_id": (uuid.UUID | None, None),
         "assigned_to": (uuid.UUID | None, None),
         "tenant_id": (str | None, None),
+        "formula_escape": (
+            bool,
+            Field(
+                True,
+                description="prefix cells a spreadsheet would run as formulas with a quote"
+                " (OWASP CSV injection); false for machine round trips",
+            ),
+        ),
     }
     for name in spec.filters:
         fields[name] = (FIELD_TYPES[name] | None, None)
@@ -160,7 +176,9 @@ def _mount(spec: EntitySpec) -> None:
             'multipart/form-data (field "file" plus optional option fields) or a raw text/csv '
             "body with the options in the query string: mapping (JSON column -> field; "
             "default: columns named like fields, cf.<name> for custom fields), mode "
-            "create|update|upsert, match email|phone|id, dry_run, on_error rollback|skip. "
+            "create|update|upsert, match email|phone|id, dry_run, on_error rollback|skip, "
+            "formula_escape (default true: a quote that guards a formula-like cell, as exports "
+            "write them, is removed). "
             "Tags and multiselect values are separated by ';'. Empty cells leave a field "
             "unset (update: unchanged). At most 200,000 rows and AISHA_MAX_UPLOAD_BYTES."
         ),
@@ -196,6 +214,7 @@ def _mount(spec: EntitySpec) -> None:
             equals={f: getattr(query, f) for f in filters if getattr(query, f) is not None},
             owner_id=query.owner_id,
             assigned_to=query.assigned_to,
+            formula_escape=query.formula_escape,
         )
         found, columns, custom = await service.export_columns(who, tenant_id, spec.name)
         chunks = service.export_batches(who, tenant_id, found, columns, custom, params)
