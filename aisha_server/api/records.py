@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -110,7 +110,19 @@ def _query_model(spec: EntitySpec) -> type[BaseModel]:
         "sort": (str, Field("-updated_at", description=f"one of {sorts}")),
         "q": (
             str | None,
-            Field(None, max_length=200, description="search " + ", ".join(spec.search)),
+            Field(
+                None,
+                max_length=200,
+                description="search: every word must start one of "
+                + ", ".join(spec.prefix_search)
+                + " (match=prefix), or occur in one of "
+                + ", ".join(spec.search)
+                + " (match=contains)",
+            ),
+        ),
+        "match": (
+            Literal["prefix", "contains"],
+            Field("prefix", description="how q matches: start of a value (indexed) or anywhere"),
         ),
         "owner_id": (uuid.UUID | None, None),
         "assigned_to": (uuid.UUID | None, None),
@@ -178,6 +190,7 @@ def _mount(spec: EntitySpec) -> None:
             cursor=query.cursor,
             sort=query.sort,
             q=query.q,
+            match=query.match,
             equals={f: getattr(query, f) for f in filters if getattr(query, f) is not None},
             owner_id=query.owner_id,
             assigned_to=query.assigned_to,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, create_engine, inspect, pool
+from sqlalchemy import Connection, create_engine, inspect, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import aisha_server.db.models  # noqa: F401
@@ -64,10 +65,26 @@ def _exclude_alembic(obj: Any, name: str | None, type_: str, reflected: bool, ot
 
 
 def _drift(connection: Connection) -> list[Any]:
+    include = _exclude_alembic
+    if connection.dialect.name == "sqlite":
+        # SQLAlchemy cannot reflect SQLite expression indexes (the search indexes of 0003);
+        # test_search_indexes_exist checks them there
+        def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+            if type_ == "index" and name is not None and "_search_" in name:
+                return False
+            return _exclude_alembic(obj, name, type_, reflected, other)
+
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_object": _exclude_alembic}
+        connection, opts={"compare_type": True, "include_object": include}
     )
-    return list(compare_metadata(context, Base.metadata))
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "Skipped unsupported reflection of expression-based index"
+        )
+        warnings.filterwarnings(
+            "ignore", "autogenerate skipping metadata-specified expression-based index"
+        )
+        return list(compare_metadata(context, Base.metadata))
 
 
 def _columns(connection: Connection) -> dict[str, set[str]]:
@@ -158,3 +175,67 @@ def test_guide_sql_runs_unchanged_on_postgresql(empty_database: Settings) -> Non
             await conn.close()
 
     asyncio.run(run())
+
+
+def _index_names(connection: Connection) -> set[str]:
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
+    else:
+        rows = connection.exec_driver_sql("SELECT indexname FROM pg_indexes")
+    return {r[0] for r in rows}
+
+
+def test_search_indexes_exist_and_serve_prefix_search(empty_database: Settings) -> None:
+    """Every searched column has its index after 0003, and a prefix `q` on contacts is
+    answered from those indexes (no scan of the tenant's rows): on SQLite in the candidates
+    form the list uses when few rows match, on PostgreSQL as the planner's BitmapOr."""
+    from aisha_server.db.models.crm import SEARCH_INDEXES
+    from aisha_server.services.records import SPECS, ListParams, list_statement
+
+    migrate.upgrade(empty_database)
+    names = _inspect(empty_database, _index_names)
+    wanted = {f"ix_{t}_search_{c}" for t, cols in SEARCH_INDEXES.items() for c in cols}
+    assert wanted <= names
+
+    tenant = uuid.uuid4()
+    if empty_database.is_postgres:  # PostgreSQL plans by statistics: give it a table to plan
+
+        def fill(connection: Connection) -> None:
+            connection.execute(
+                text("INSERT INTO tenants (id, name, slug) VALUES (:t, 'Plan', 'plan')"),
+                {"t": tenant},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO contacts (id, tenant_id, first_name, last_name, email, company,"
+                    " created_at, updated_at) SELECT gen_random_uuid(), :t, 'n' || g, md5(g::text),"
+                    " 'e' || g || '@example.com', 'c' || g, now(), now() - g * interval '1 minute'"
+                    " FROM generate_series(1, 20000) AS g"
+                ),
+                {"t": tenant},
+            )
+            connection.exec_driver_sql("ANALYZE contacts")
+            connection.commit()
+
+        _inspect(empty_database, fill)
+    statement = list_statement(
+        SPECS["contacts"],
+        tenant,
+        [],
+        ListParams(q="smi"),
+        {},
+        "postgresql" if empty_database.is_postgres else "sqlite",
+        candidates=True,
+    )
+
+    def plan(connection: Connection) -> str:
+        compiled = statement.compile(connection, compile_kwargs={"literal_binds": True})
+        prefix = "EXPLAIN QUERY PLAN " if connection.dialect.name == "sqlite" else "EXPLAIN "
+        return "\n".join(str(r[-1]) for r in connection.exec_driver_sql(prefix + str(compiled)))
+
+    shown = _inspect(empty_database, plan)
+    for column in ("first_name", "last_name", "company"):
+        assert f"ix_contacts_search_{column}" in shown, shown
+    assert "ix_contacts_tenant_id_email" in shown, shown
+    if not empty_database.is_postgres:  # the rows are then fetched by rowid, not scanned
+        assert "ix_contacts_tenant_updated" not in shown, shown

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from aisha_server.db.base import Base, Versioned, pk
@@ -59,8 +59,8 @@ class Account(Record, Base):
     __table_args__ = (
         *_scope_indexes("accounts"),
         Index(None, "tenant_id", "name"),
-        Index(None, "tenant_id", "email"),
-        Index(None, "tenant_id", "phone_e164"),
+        Index(None, "tenant_id", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        Index(None, "tenant_id", "phone_e164", postgresql_ops={"phone_e164": "text_pattern_ops"}),
     )
 
     name: Mapped[str] = mapped_column(String(300))
@@ -87,11 +87,11 @@ class Contact(Record, Base):
     __tablename__ = "contacts"
     __table_args__ = (
         *_scope_indexes("contacts"),
-        Index(None, "tenant_id", "email"),
+        Index(None, "tenant_id", "email", postgresql_ops={"email": "text_pattern_ops"}),
         Index(None, "tenant_id", "account_id"),
         Index(None, "tenant_id", "last_name", "first_name"),
-        Index(None, "tenant_id", "phone_e164"),
-        Index(None, "tenant_id", "mobile_e164"),
+        Index(None, "tenant_id", "phone_e164", postgresql_ops={"phone_e164": "text_pattern_ops"}),
+        Index(None, "tenant_id", "mobile_e164", postgresql_ops={"mobile_e164": "text_pattern_ops"}),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(100), default=None)
@@ -115,9 +115,9 @@ class Lead(Record, Base):
     __tablename__ = "leads"
     __table_args__ = (
         *_scope_indexes("leads"),
-        Index(None, "tenant_id", "email"),
+        Index(None, "tenant_id", "email", postgresql_ops={"email": "text_pattern_ops"}),
         Index(None, "tenant_id", "status", "updated_at"),
-        Index(None, "tenant_id", "phone_e164"),
+        Index(None, "tenant_id", "phone_e164", postgresql_ops={"phone_e164": "text_pattern_ops"}),
     )
 
     first_name: Mapped[str | None] = mapped_column(String(100), default=None)
@@ -197,3 +197,33 @@ class Note(Record, Base):
     content: Mapped[str]
     related_type: Mapped[str | None] = mapped_column(String(50), default=None)
     related_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+
+
+# Prefix search (`q`, services/search.py): one (tenant_id, lower(column)) index per searched
+# text column; on PostgreSQL with text_pattern_ops so a left-anchored LIKE uses it whatever
+# the database's collation.  E-mails (stored lower-cased) and phones (E.164) use the
+# (tenant_id, column) indexes above.
+SEARCH_INDEXES: dict[str, tuple[str, ...]] = {
+    "accounts": ("name",),
+    "contacts": ("first_name", "last_name", "company"),
+    "leads": ("first_name", "last_name", "company"),
+    "opportunities": ("name",),
+    "activities": ("subject",),
+    "notes": ("title",),
+}
+
+
+def _search_index(model: type[Any], column: str) -> Index:
+    table: str = model.__tablename__
+    label = f"lower_{column}"
+    return Index(
+        f"ix_{table}_search_{column}",
+        model.tenant_id,
+        func.lower(getattr(model, column)).label(label),
+        postgresql_ops={label: "text_pattern_ops"},
+    )
+
+
+for _model in (Account, Contact, Lead, Opportunity, Activity, Note):
+    for _column in SEARCH_INDEXES[_model.__tablename__]:
+        _search_index(_model, _column)

@@ -15,7 +15,6 @@ from aisha_desktop.client import (
     Conflict,
     NotFound,
     PossibleDuplicates,
-    ServerError,
     ValidationError,
     VersionConflict,
 )
@@ -82,17 +81,12 @@ async def test_pages_follow_the_cursor(signed_in: ApiClient) -> None:
     assert [r["name"] for r in seen] == sorted(names)  # each exactly once, in order
 
 
-@pytest.mark.xfail(
-    raises=ServerError,
-    strict=True,
-    reason="server bug: a keyset cursor on a timestamp sort (the default -updated_at) is 500, "
-    "records._coerce gets python_type=object from UTCDateTime and binds the cursor's string",
-)
 async def test_pages_follow_the_cursor_on_the_default_sort(signed_in: ApiClient) -> None:
-    for n in range(3):
+    for n in range(5):
         await signed_in.create_record("contacts", {"first_name": f"P{n}"})
     seen = await _all_pages(signed_in, "contacts", limit=2)
-    assert sorted(r["first_name"] for r in seen) == ["P0", "P1", "P2"]
+    # newest first (-updated_at), each exactly once
+    assert [r["first_name"] for r in seen] == ["P4", "P3", "P2", "P1", "P0"]
 
 
 async def test_validation_error_names_the_fields(signed_in: ApiClient) -> None:
