@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from aisha_server.db import changelog  # registers the change-log flush hook
 from aisha_server.db.base import Versioned, utcnow
 
 T = TypeVar("T")
@@ -65,6 +66,13 @@ class Database:
     """Owns the engines; built once in `create_app`/CLI and disposed in `close()`."""
 
     dialect: str
+    # called on the event loop after a transaction that wrote change-log rows commits, with
+    # tenant -> last sequence written (the sync notifier; db/changelog.py)
+    on_commit: Callable[[dict[uuid.UUID, int]], None] | None = None
+
+    def _committed(self, written: dict[uuid.UUID, int]) -> None:
+        if written and self.on_commit is not None:
+            self.on_commit(written)
 
     async def run(
         self,
@@ -115,6 +123,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # A 64 MiB page cache per connection (the default is 2 MiB): a bulk import touches a dozen
+    # index B-trees at random places, and with the small cache most of those pages are evicted
+    # and read back (from the OS cache) between rows.  Measured with tests/bench/bench_import.py
+    # (100k contacts, 12 indexes): see docs/BENCHMARKS.md.  Pages are only allocated as used.
+    cursor.execute("PRAGMA cache_size=-65536")
+    # sorts and temporary indexes of large statements in memory instead of temp files
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 
@@ -149,9 +164,13 @@ class SQLiteDatabase(Database):
         self._read_sessions = sessionmaker(self.reader_engine, expire_on_commit=False)
 
     @staticmethod
-    def _in_transaction(factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
-        with factory() as session, session.begin():
-            return fn(session)
+    def _in_transaction(
+        factory: sessionmaker[Session], fn: Callable[[Session], T]
+    ) -> tuple[T, dict[uuid.UUID, int]]:
+        with factory() as session:
+            with session.begin():
+                result = fn(session)
+            return result, dict(changelog.heads(session))
 
     async def run(
         self,
@@ -165,9 +184,12 @@ class SQLiteDatabase(Database):
         loop = asyncio.get_running_loop()
         if write:
             call = functools.partial(self._in_transaction, self._write_sessions, fn)
-            return await loop.run_in_executor(self._writer, call)
+            result, written = await loop.run_in_executor(self._writer, call)
+            self._committed(written)
+            return result
         call = functools.partial(self._in_transaction, self._read_sessions, fn)
-        return await loop.run_in_executor(self._readers, call)
+        result, _ = await loop.run_in_executor(self._readers, call)
+        return result
 
     async def ping(self) -> float:
         loop = asyncio.get_running_loop()
@@ -241,8 +263,11 @@ class PostgresDatabase(Database):
             return fn(session)
 
         session: AsyncSession
-        async with self._sessions() as session, session.begin():
-            return await session.run_sync(body)
+        async with self._sessions() as session:
+            async with session.begin():
+                result = await session.run_sync(body)
+            self._committed(dict(changelog.heads(session.sync_session)))
+            return result
 
     async def ping(self) -> float:
         loop = asyncio.get_running_loop()

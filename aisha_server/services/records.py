@@ -222,6 +222,28 @@ class ListParams:
 
 
 @dataclass(frozen=True)
+class WriteContext:
+    """What a write needs that is read outside its transaction: the entity, its custom-field
+    definitions and (opportunities) the tenant's stages.  Built by RecordService.write_context,
+    once per entity for a whole sync push."""
+
+    spec: EntitySpec
+    definitions: list[FieldDefinition]
+    stages: list[str] = field(default_factory=list)
+
+    def check_stage(self, values: Mapping[str, Any]) -> None:
+        """Opportunity stages come from the tenant's `opportunities` module settings."""
+        stage = values.get("stage")
+        if self.spec.name != "opportunities" or stage is None:
+            return
+        if self.stages and stage not in self.stages:
+            raise Invalid(
+                "Validation failed: stage",
+                details=[{"field": "stage", "message": f"must be one of {list(self.stages)}"}],
+            )
+
+
+@dataclass(frozen=True)
 class RecordPage:
     page: Page[dict[str, Any]]
     next_cursor: str | None
@@ -496,15 +518,22 @@ class RecordService:
         self, tenant_id: uuid.UUID, spec: EntitySpec, values: Mapping[str, Any]
     ) -> None:
         """Opportunity stages come from the tenant's `opportunities` module settings."""
-        stage = values.get("stage")
-        if spec.name != "opportunities" or stage is None:
-            return
-        stages = (await self._modules.settings_for(tenant_id, "opportunities")).get("stages") or []
-        if stages and stage not in stages:
-            raise Invalid(
-                "Validation failed: stage",
-                details=[{"field": "stage", "message": f"must be one of {list(stages)}"}],
-            )
+        if spec.name == "opportunities" and values.get("stage") is not None:
+            WriteContext(spec, [], await self._stages(tenant_id, spec)).check_stage(values)
+
+    async def _stages(self, tenant_id: uuid.UUID, spec: EntitySpec) -> list[str]:
+        if spec.name != "opportunities":
+            return []
+        stages = (await self._modules.settings_for(tenant_id, "opportunities")).get("stages")
+        return list(stages or [])
+
+    async def write_context(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, action: str
+    ) -> WriteContext:
+        """Entity known, `action` allowed, module enabled; with what the write validates by."""
+        spec = await self._prepare(actor, tenant_id, entity, action)
+        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        return WriteContext(spec, definitions, await self._stages(tenant_id, spec))
 
     @staticmethod
     def spec(entity: str) -> EntitySpec:
@@ -717,26 +746,54 @@ class RecordService:
         """A new record.  Accounts, contacts and leads whose email or phone matches a live
         record the actor can see are refused with 409 `possible_duplicates` (the matches in
         `details`) unless `confirm_duplicate`."""
-        spec = await self._prepare(actor, tenant_id, entity, "create")
-        await self._check_stage(tenant_id, spec, values)
-        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
-        data = self._creation_values(actor, spec, values, definitions)
+        context = await self.write_context(actor, tenant_id, entity, "create")
+        data = self.creation_data(context, actor, values)
+        return await self._db.run(
+            lambda session: self.create_in(
+                session, context, actor, tenant_id, data, confirm_duplicate=confirm_duplicate
+            ),
+            tenant_id=tenant_id,
+        )
 
-        def write(session: Session) -> dict[str, Any]:
-            if spec.normalised and not confirm_duplicate:
-                probe = dict(data)
-                _derive_phones(session, spec, tenant_id, probe)
-                matches = self._duplicates(session, spec, actor, tenant_id, probe)
-                if matches:
-                    raise Conflict(
-                        f"Possible duplicate {spec.name}: repeat with ?confirm_duplicate=true"
-                        " to create it anyway",
-                        code="possible_duplicates",
-                        details=matches,
-                    )
-            return record_view(spec, self._insert(session, spec, tenant_id, data))
+    def creation_data(
+        self, context: WriteContext, actor: Principal, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Checks a new record's values (stage, custom fields, required, owner) before any
+        transaction; returns the columns to write."""
+        context.check_stage(values)
+        return self._creation_values(actor, context.spec, values, context.definitions)
 
-        return await self._db.run(write, tenant_id=tenant_id)
+    def create_in(
+        self,
+        session: Session,
+        context: WriteContext,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        confirm_duplicate: bool = False,
+        record_id: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
+        """Writes a record from `creation_data` in the caller's transaction (`record_id`: a
+        client-generated id, from sync pushes)."""
+        spec = context.spec
+        if spec.normalised and not confirm_duplicate:
+            probe = dict(data)
+            _derive_phones(session, spec, tenant_id, probe)
+            matches = self._duplicates(session, spec, actor, tenant_id, probe)
+            if matches:
+                raise Conflict(
+                    f"Possible duplicate {spec.name}: repeat with ?confirm_duplicate=true"
+                    " to create it anyway",
+                    code="possible_duplicates",
+                    details=matches,
+                )
+        if record_id is not None and session.get(spec.model, record_id) is not None:
+            raise Conflict(f"A {spec.singular} with id {record_id} exists", code="id_taken")
+        values = dict(data)
+        if record_id is not None:
+            values["id"] = record_id
+        return record_view(spec, self._insert(session, spec, tenant_id, values))
 
     # read ------------------------------------------------------------------------------------
     async def get(
@@ -823,11 +880,24 @@ class RecordService:
     ) -> dict[str, Any]:
         """PATCH (`replace=False`) changes what is given; PUT (`replace=True`) also clears
         every writable field not given.  `base_version` (If-Match) refuses a stale write."""
-        spec = await self._prepare(actor, tenant_id, entity, "update")
+        context = await self.write_context(actor, tenant_id, entity, "update")
+        data = self.update_data(context, values, replace=replace)
+        return await self._db.run(
+            lambda session: self.update_in(
+                session, context, actor, tenant_id, record_id, data,
+                replace=replace, base_version=base_version,
+            ),
+            tenant_id=tenant_id,
+        )  # fmt: skip
+
+    def update_data(
+        self, context: WriteContext, values: Mapping[str, Any], *, replace: bool
+    ) -> dict[str, Any]:
+        """Checks an update's values before any transaction (emails, stage, required)."""
+        spec = context.spec
         data = dict(values)
         _normalise_emails(spec, data)
-        await self._check_stage(tenant_id, spec, data)
-        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        context.check_stage(data)
         if replace:
             missing = [f for f in spec.required if data.get(f) in (None, "")]
             if missing:
@@ -842,51 +912,90 @@ class RecordService:
                     "Validation failed: " + ", ".join(blanked),
                     details=[{"field": f, "message": "cannot be empty"} for f in blanked],
                 )
+        return data
 
-        def write(session: Session) -> dict[str, Any]:
-            row = self._load(session, spec, actor, tenant_id, record_id)
-            if not self._may_edit(actor, row):
-                raise PermissionDenied(f"You may not edit this {spec.singular}")
-            if base_version is not None and row.version != base_version:
-                raise _stale(spec, row.version)
-            changes = dict(data)
-            if replace or "custom_fields" in changes:
-                changes["custom_fields"] = validate_values(
-                    definitions,
-                    changes.get("custom_fields") or {},
-                    partial=not replace,
-                    existing=row.custom_fields,
-                )
-            if replace:
-                for name in spec.writable:
-                    if name not in changes and name not in ("owner_id", "department"):
-                        changes[name] = _empty(spec, name)
-            if (
-                "owner_id" in changes
-                and changes["owner_id"] != row.owner_id
-                and not actor.can(Capability.EDIT_ALL_RECORDS)
-            ):
-                raise PermissionDenied("Only administrators may change a record's owner")
-            self._check_links(session, spec, tenant_id, {**record_view(spec, row), **changes})
-            _derive_phones(session, spec, tenant_id, changes)
-            self._mutate(session, row, changes)
-            return record_view(spec, row)
+    def load_for_edit(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        record_id: uuid.UUID,
+        *,
+        deleted: bool = False,
+    ) -> Record:
+        """The record, if the actor can see (404 otherwise) and edit it (403 otherwise)."""
+        row = self._load(session, spec, actor, tenant_id, record_id, deleted=deleted)
+        if not self._may_edit(actor, row):
+            raise PermissionDenied(f"You may not edit this {spec.singular}")
+        return row
 
-        return await self._db.run(write, tenant_id=tenant_id)
+    def update_in(
+        self,
+        session: Session,
+        context: WriteContext,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        record_id: uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        base_version: int | None = None,
+        row: Record | None = None,
+    ) -> dict[str, Any]:
+        """Applies `update_data` in the caller's transaction (`row`: already loaded with
+        load_for_edit)."""
+        spec = context.spec
+        if row is None:
+            row = self.load_for_edit(session, spec, actor, tenant_id, record_id)
+        if base_version is not None and row.version != base_version:
+            raise _stale(spec, row.version)
+        changes = dict(data)
+        if replace or "custom_fields" in changes:
+            changes["custom_fields"] = validate_values(
+                context.definitions,
+                changes.get("custom_fields") or {},
+                partial=not replace,
+                existing=row.custom_fields,
+            )
+        if replace:
+            for name in spec.writable:
+                if name not in changes and name not in ("owner_id", "department"):
+                    changes[name] = _empty(spec, name)
+        if (
+            "owner_id" in changes
+            and changes["owner_id"] != row.owner_id
+            and not actor.can(Capability.EDIT_ALL_RECORDS)
+        ):
+            raise PermissionDenied("Only administrators may change a record's owner")
+        self._check_links(session, spec, tenant_id, {**record_view(spec, row), **changes})
+        _derive_phones(session, spec, tenant_id, changes)
+        self._mutate(session, row, changes)
+        return record_view(spec, row)
 
     # delete / restore ------------------------------------------------------------------------
     async def delete(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
     ) -> dict[str, Any]:
         spec = await self._prepare(actor, tenant_id, entity, "delete")
+        return await self._db.run(
+            lambda session: self.delete_in(session, spec, actor, tenant_id, record_id),
+            tenant_id=tenant_id,
+        )
 
-        def write(session: Session) -> dict[str, Any]:
-            row = self._load(session, spec, actor, tenant_id, record_id)
-            row.deleted_at = utcnow()
-            session.flush()
-            return record_view(spec, row)
-
-        return await self._db.run(write, tenant_id=tenant_id)
+    def delete_in(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        record_id: uuid.UUID,
+    ) -> dict[str, Any]:
+        """Soft delete (the tombstone syncs) in the caller's transaction."""
+        row = self._load(session, spec, actor, tenant_id, record_id)
+        row.deleted_at = utcnow()
+        session.flush()
+        return record_view(spec, row)
 
     async def restore(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID

@@ -14,6 +14,7 @@ from aisha_server.db.models.identity import (
     User,
     UserInvitation,
 )
+from aisha_server.db.models.sync import SyncChange, SyncConflict, SyncCounter, SyncMutation
 from aisha_server.db.models.system import SystemLog, SystemSetting
 from aisha_server.db.models.tenancy import (
     CustomField,
@@ -45,6 +46,10 @@ __all__ = [
     "PasswordResetToken",
     "Permission",
     "RolePermission",
+    "SyncChange",
+    "SyncConflict",
+    "SyncCounter",
+    "SyncMutation",
     "SystemLog",
     "SystemSetting",
     "Tenant",
