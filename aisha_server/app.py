@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -28,6 +29,7 @@ from aisha_server.api import (
     permissions,
     record_io,
     records,
+    sync,
     system,
     tenants,
     timeline,
@@ -39,7 +41,8 @@ from aisha_server.auth.passwords import PasswordHashing
 from aisha_server.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from aisha_server.auth.tokens import TokenService
 from aisha_server.config import Settings
-from aisha_server.db.uow import Database, open_database
+from aisha_server.db.changelog import NOTIFY_CHANNEL
+from aisha_server.db.uow import Database, PostgresDatabase, open_database
 from aisha_server.mail import Mailer
 from aisha_server.metrics import Metrics
 from aisha_server.services.api_keys import ApiKeyService
@@ -49,8 +52,9 @@ from aisha_server.services.employees import EmployeeService
 from aisha_server.services.entity_labels import EntityLabelService
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.permissions import PermissionService
-from aisha_server.services.record_io import RecordIOService
+from aisha_server.services.record_io import RecordIOService, ValidationPool
 from aisha_server.services.records import RecordService
+from aisha_server.services.sync import SyncNotifier, SyncService, parse_notification
 from aisha_server.services.system import SystemService
 from aisha_server.services.system_log import LogEntry, SystemLogWriter
 from aisha_server.services.tenant_directory import TenantDirectory
@@ -73,6 +77,7 @@ ROUTE_MODULES = (
     custom_fields,
     timeline,
     record_io,
+    sync,
     records,
     api_docs,
 )
@@ -143,14 +148,25 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[keys.RECORD_SERVICE] = RecordService(
         db, app[keys.CUSTOM_FIELD_SERVICE], app[keys.MODULE_SETTINGS_SERVICE]
     )
+    app[keys.VALIDATION_POOL] = ValidationPool()
     app[keys.RECORD_IO_SERVICE] = RecordIOService(
         db,
         app[keys.RECORD_SERVICE],
         app[keys.CUSTOM_FIELD_SERVICE],
         app[keys.MODULE_SETTINGS_SERVICE],
         record_io.model_for,
+        app[keys.VALIDATION_POOL],
     )
     app[keys.TIMELINE_SERVICE] = TimelineService(db, app[keys.RECORD_SERVICE])
+    notifier = SyncNotifier()
+    db.on_commit = notifier.publish
+    app[keys.SYNC_NOTIFIER] = notifier
+    app[keys.SYNC_SERVICE] = SyncService(
+        db,
+        app[keys.RECORD_SERVICE],
+        modules=module_settings_service,
+        retention=timedelta(days=settings.AISHA_SYNC_RETENTION_DAYS),
+    )
 
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)
@@ -169,6 +185,40 @@ async def _flush_key_usage(gate: AuthGate, interval: float = 30.0) -> None:
             log.exception("could not record API key usage")
 
 
+async def _prune_sync(app: web.Application, interval: float = 6 * 3600.0) -> None:
+    """Drops sync history older than the retention, at start and every few hours."""
+    while True:
+        try:
+            removed = await app[keys.SYNC_SERVICE].prune()
+            if removed:
+                log.info("pruned %d sync changes past retention", removed)
+        except Exception:
+            log.exception("could not prune the sync change log")
+        await asyncio.sleep(interval)
+
+
+async def _listen_for_changes(app: web.Application) -> Any:
+    """PostgreSQL: LISTEN on the change log's channel, so commits of every server instance
+    reach this instance's sync streams.  Returns the connection to close (None on SQLite)."""
+    db = app[keys.DB]
+    if not isinstance(db, PostgresDatabase):
+        return None
+    notifier = app[keys.SYNC_NOTIFIER]
+    import asyncpg
+
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        notifier.publish(parse_notification(payload))
+
+    url = db.url.set(drivername="postgresql")
+    try:
+        connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+        await connection.add_listener(NOTIFY_CHANNEL, on_notify)
+    except Exception:
+        log.exception("could not LISTEN for sync changes; streams see this instance only")
+        return None
+    return connection
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Open background helpers, record the start, and on shutdown close in reverse order."""
     mailer = app[keys.MAILER]
@@ -184,12 +234,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
     )
     usage = asyncio.create_task(_flush_key_usage(app[keys.AUTH_GATE]), name="aisha-key-usage")
+    prune = asyncio.create_task(_prune_sync(app), name="aisha-sync-prune")
+    listener = await _listen_for_changes(app)
     try:
         yield
     finally:
-        usage.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await usage
+        for task in (usage, prune):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if listener is not None:
+            await listener.close()
         try:
             await app[keys.AUTH_GATE].flush_key_usage()
         except Exception:
@@ -199,4 +254,5 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await system_log.stop()
         await app[keys.RATE_LIMITER].close()
         app[keys.PASSWORDS].close()
+        await asyncio.to_thread(app[keys.VALIDATION_POOL].shutdown)
         await app[keys.DB].close()

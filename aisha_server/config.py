@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     PRODUCTION_READONLY: bool = Field(False, description="Refuse every mutation (safety toggle)")
     ACCESS_TOKEN_TTL_SECONDS: int = Field(900, ge=30, le=86400, description="Access JWT life")
     REFRESH_TOKEN_TTL_DAYS: int = Field(30, ge=1, le=365, description="Refresh token life")
+    AISHA_SYNC_RETENTION_DAYS: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Days the sync change log (field history, tombstones) is kept; older"
+        " replicas must resync",
+    )
     PASSWORD_RESET_TTL_MINUTES: int = Field(60, ge=5, le=1440, description="Reset link life")
     AISHA_MAX_BODY_BYTES: int = Field(
         1_048_576, ge=1024, description="Largest JSON body accepted (bytes)"

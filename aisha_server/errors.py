@@ -49,6 +49,11 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    status = 410
+    code = "gone"
+
+
 class PayloadTooLarge(DomainError):
     status = 413
     code = "payload_too_large"

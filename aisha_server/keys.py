@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from aisha_server.services.entity_labels import EntityLabelService
     from aisha_server.services.module_settings import ModuleSettingsService
     from aisha_server.services.permissions import PermissionService
-    from aisha_server.services.record_io import RecordIOService
+    from aisha_server.services.record_io import RecordIOService, ValidationPool
     from aisha_server.services.records import RecordService
+    from aisha_server.services.sync import SyncNotifier, SyncService
     from aisha_server.services.system import SystemService
     from aisha_server.services.system_log import SystemLogWriter
     from aisha_server.services.tenant_directory import TenantDirectory
@@ -64,7 +65,11 @@ MODULE_SETTINGS_SERVICE: web.AppKey[ModuleSettingsService] = web.AppKey("module_
 CUSTOM_FIELD_SERVICE: web.AppKey[CustomFieldService] = web.AppKey("custom_field_service")
 RECORD_SERVICE: web.AppKey[RecordService] = web.AppKey("record_service")
 RECORD_IO_SERVICE: web.AppKey[RecordIOService] = web.AppKey("record_io_service")
+# worker processes checking the rows of large imports (started on first use)
+VALIDATION_POOL: web.AppKey[ValidationPool] = web.AppKey("validation_pool")
 TIMELINE_SERVICE: web.AppKey[TimelineService] = web.AppKey("timeline_service")
+SYNC_SERVICE: web.AppKey[SyncService] = web.AppKey("sync_service")
+SYNC_NOTIFIER: web.AppKey[SyncNotifier] = web.AppKey("sync_notifier")
 
 # -- per request -----------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -25,6 +25,8 @@ from aisha_server.errors import BadRequest, Invalid
 from aisha_server.services.records import SPECS, EntitySpec, ListParams
 
 routes = Routes()
+# entity -> {"create": <Entity>Create, "update": <Entity>Patch}: sync pushes validate with these
+BODIES: dict[str, dict[str, type[BaseModel]]] = {}
 
 Short = Annotated[str, Field(max_length=300)]
 Text = Annotated[str, Field(max_length=100_000)]
@@ -163,6 +165,7 @@ def _mount(spec: EntitySpec) -> None:
     create_body = _body_model(spec, "Create")
     replace_body = _body_model(spec, "Replace")
     patch_body = _body_model(spec, "Patch")
+    BODIES[spec.name] = {"create": create_body, "update": patch_body}
     list_query = _query_model(spec)
     base = f"/api/{spec.name}"
     item = f"{base}/{{record_id}}"

@@ -81,7 +81,10 @@ class Database:
         tenant_id: uuid.UUID | None = None,
         system: bool = False,
         write: bool = True,
+        actor: changelog.ChangeContext | None = None,
     ) -> T:
+        """Runs `fn(session)` in one transaction.  `actor` stamps the change-log rows the
+        transaction writes (who, from which client and mutation)."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -165,9 +168,13 @@ class SQLiteDatabase(Database):
 
     @staticmethod
     def _in_transaction(
-        factory: sessionmaker[Session], fn: Callable[[Session], T]
+        factory: sessionmaker[Session],
+        fn: Callable[[Session], T],
+        actor: changelog.ChangeContext | None = None,
     ) -> tuple[T, dict[uuid.UUID, int]]:
         with factory() as session:
+            if actor is not None:
+                changelog.attribute(session, actor)
             with session.begin():
                 result = fn(session)
             return result, dict(changelog.heads(session))
@@ -179,11 +186,12 @@ class SQLiteDatabase(Database):
         tenant_id: uuid.UUID | None = None,
         system: bool = False,
         write: bool = True,
+        actor: changelog.ChangeContext | None = None,
     ) -> T:
         self._context(tenant_id, system)
         loop = asyncio.get_running_loop()
         if write:
-            call = functools.partial(self._in_transaction, self._write_sessions, fn)
+            call = functools.partial(self._in_transaction, self._write_sessions, fn, actor)
             result, written = await loop.run_in_executor(self._writer, call)
             self._committed(written)
             return result
@@ -243,10 +251,13 @@ class PostgresDatabase(Database):
         tenant_id: uuid.UUID | None = None,
         system: bool = False,
         write: bool = True,
+        actor: changelog.ChangeContext | None = None,
     ) -> T:
         ctx = self._context(tenant_id, system)
 
         def body(session: Session) -> T:
+            if actor is not None:
+                changelog.attribute(session, actor)
             if not write:
                 # must precede every other statement of the transaction
                 session.execute(text("SET TRANSACTION READ ONLY"))

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from aisha_server.auth.authorize import require_allowed
 from aisha_server.auth.principal import Principal
+from aisha_server.db.changelog import ChangeContext
 from aisha_server.db.models import CustomField
 from aisha_server.db.uow import Database
 from aisha_server.errors import Conflict, Invalid, NotFound
@@ -608,7 +609,7 @@ class CustomFieldService:
                 raise _name_taken(entity, name) from None
             return definition_view(row)
 
-        view = await self._db.run(write, tenant_id=tenant_id)
+        view = await self._db.run(write, tenant_id=tenant_id, actor=ChangeContext(actor.user_id))
         self.forget(tenant_id)
         return view
 
@@ -650,7 +651,7 @@ class CustomFieldService:
             session.flush()
             return definition_view(row)
 
-        view = await self._db.run(write, tenant_id=tenant_id)
+        view = await self._db.run(write, tenant_id=tenant_id, actor=ChangeContext(actor.user_id))
         self.forget(tenant_id)
         return view
 
@@ -672,6 +673,6 @@ class CustomFieldService:
                 session.flush()
             return definition_view(row)
 
-        view = await self._db.run(write, tenant_id=tenant_id)
+        view = await self._db.run(write, tenant_id=tenant_id, actor=ChangeContext(actor.user_id))
         self.forget(tenant_id)
         return view

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from aisha_server.auth.authorize import require_allowed
 from aisha_server.auth.principal import Principal
 from aisha_server.db.base import utcnow
+from aisha_server.db.changelog import ChangeContext
 from aisha_server.db.models import EntityLabel
 from aisha_server.db.uow import Database
 from aisha_server.errors import TENANT_ACCESS_DENIED, Invalid, PermissionDenied
@@ -155,7 +156,7 @@ class EntityLabelService:
             session.flush()
             return labels_view(rows)
 
-        return await self._db.run(write, tenant_id=tenant_id)
+        return await self._db.run(write, tenant_id=tenant_id, actor=ChangeContext(actor.user_id))
 
     async def reset(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str | None = None
@@ -177,7 +178,7 @@ class EntityLabelService:
             session.flush()
             return labels_view(rows)
 
-        return await self._db.run(write, tenant_id=tenant_id)
+        return await self._db.run(write, tenant_id=tenant_id, actor=ChangeContext(actor.user_id))
 
 
 def _own_tenant(actor: Principal, tenant_id: uuid.UUID) -> None:

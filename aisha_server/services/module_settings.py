@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from aisha_server.auth.authorize import require_allowed
 from aisha_server.auth.principal import Principal
+from aisha_server.db.changelog import ChangeContext
 from aisha_server.db.models import ModuleSetting
 from aisha_server.db.uow import Database
 from aisha_server.errors import TENANT_ACCESS_DENIED, Invalid, NotFound, PermissionDenied
@@ -210,7 +211,9 @@ class ModuleSettingsService:
             return _states(session, tenant_id)[module].view()
 
         try:
-            return await self._db.run(write, tenant_id=tenant_id)
+            return await self._db.run(
+                write, tenant_id=tenant_id, actor=ChangeContext(actor.user_id)
+            )
         finally:
             self.forget(tenant_id)
 

@@ -43,6 +43,7 @@ from aisha_server.auth.authorize import allows
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability, DataScope
 from aisha_server.db.base import utcnow
+from aisha_server.db.changelog import ChangeContext
 from aisha_server.db.models import Account, Activity, Contact, Lead, Note, Opportunity, Tenant
 from aisha_server.db.models.crm import Record
 from aisha_server.db.uow import Database
@@ -578,15 +579,16 @@ class RecordService:
         tenant_id: uuid.UUID,
         record_id: uuid.UUID,
         *,
-        deleted: bool = False,
+        deleted: bool | None = False,
     ) -> Record:
+        """The record within the actor's scope: live (`deleted=False`), deleted (True) or
+        either (None); 404 otherwise."""
         model = spec.model
-        condition = [
-            model.id == record_id,
-            model.tenant_id == tenant_id,
-            model.deleted_at.is_not(None) if deleted else model.deleted_at.is_(None),
-            *self._scope(spec, actor),
-        ]
+        condition = [model.id == record_id, model.tenant_id == tenant_id, *self._scope(spec, actor)]
+        if deleted is not None:
+            condition.append(
+                model.deleted_at.is_not(None) if deleted else model.deleted_at.is_(None)
+            )
         row: Record | None = session.scalar(select(model).where(*condition))
         if row is None:
             raise NotFound(f"{spec.singular.capitalize()} not found")
@@ -753,6 +755,7 @@ class RecordService:
                 session, context, actor, tenant_id, data, confirm_duplicate=confirm_duplicate
             ),
             tenant_id=tenant_id,
+            actor=_by(actor),
         )
 
     def creation_data(
@@ -887,7 +890,7 @@ class RecordService:
                 session, context, actor, tenant_id, record_id, data,
                 replace=replace, base_version=base_version,
             ),
-            tenant_id=tenant_id,
+            tenant_id=tenant_id, actor=_by(actor),
         )  # fmt: skip
 
     def update_data(
@@ -981,6 +984,7 @@ class RecordService:
         return await self._db.run(
             lambda session: self.delete_in(session, spec, actor, tenant_id, record_id),
             tenant_id=tenant_id,
+            actor=_by(actor),
         )
 
     def delete_in(
@@ -1008,7 +1012,7 @@ class RecordService:
             session.flush()
             return record_view(spec, row)
 
-        return await self._db.run(write, tenant_id=tenant_id)
+        return await self._db.run(write, tenant_id=tenant_id, actor=_by(actor))
 
     # merge -----------------------------------------------------------------------------------
     def _repoint(
@@ -1101,7 +1105,7 @@ class RecordService:
             return {"record": record_view(spec, row), "merged_id": duplicate.id,
                     "repointed": counts}  # fmt: skip
 
-        return await self._db.run(write, tenant_id=tenant_id)
+        return await self._db.run(write, tenant_id=tenant_id, actor=_by(actor))
 
     # lead conversion ---------------------------------------------------------------------------
     async def convert_lead(
@@ -1251,7 +1255,7 @@ class RecordService:
                 **history,
             }
 
-        return await self._db.run(write, tenant_id=tenant_id)
+        return await self._db.run(write, tenant_id=tenant_id, actor=_by(actor))
 
 
 def _custom_condition(
@@ -1273,6 +1277,11 @@ def _custom_condition(
     else:
         condition = model.custom_fields[name].as_string() == value
     return condition
+
+
+def _by(actor: Principal) -> ChangeContext:
+    """The change-log stamp of a write made through the API by `actor`."""
+    return ChangeContext(actor.user_id)
 
 
 def _stale(spec: EntitySpec, current: int) -> Exception:
