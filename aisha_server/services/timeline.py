@@ -1,8 +1,5 @@
-"""A record's timeline: its activities and notes, and its own lifecycle, newest first.
-
-Field-level changes join the timeline when the sync change log lands (issue 4); the
-timeline already reads them through `TimelineEntry.kind == "change"` then.
-"""
+"""A record's timeline: its activities and notes, its creation, and every later change of
+its fields (old and new values, who, when) from the sync change log, newest first."""
 
 from __future__ import annotations
 
@@ -16,6 +13,7 @@ from sqlalchemy.orm import Session
 from aisha_server.auth.authorize import allows
 from aisha_server.auth.principal import Principal
 from aisha_server.db.models import Activity, Note
+from aisha_server.db.models.sync import SyncChange
 from aisha_server.db.uow import Database
 from aisha_server.errors import Invalid
 from aisha_server.services.records import SPECS, EntitySpec, RecordService, record_view
@@ -73,11 +71,51 @@ class TimelineService:
                             "record": record_view(child_spec, row),
                         }
                     )
+            query = select(SyncChange).where(
+                SyncChange.tenant_id == tenant_id,
+                SyncChange.entity == entity,
+                SyncChange.record_id == record_id,
+            )
+            if before is not None:
+                query = query.where(SyncChange.created_at < before)
+            creator = None
+            for change in session.scalars(query.order_by(SyncChange.seq.desc()).limit(limit)):
+                if change.version <= 1:
+                    creator = change.actor_id
+                    continue  # the "created" entry stands for it
+                items.append(
+                    {
+                        "kind": _change_kind(change),
+                        "at": change.created_at,
+                        "id": f"change-{change.seq}",
+                        "version": change.version,
+                        "actor_id": change.actor_id,
+                        "changes": {
+                            name: {"old": old, "new": new}
+                            for name, (old, new) in sorted(change.changes.items())
+                        },
+                    }
+                )
+            items.append(
+                {
+                    "kind": "created",
+                    "at": record["created_at"],
+                    "id": record["id"],
+                    "actor_id": creator,
+                }
+            )
             return items
 
         items = await self._db.run(read, tenant_id=tenant_id, write=False)
-        items.append({"kind": "created", "at": record["created_at"], "id": record["id"]})
         items.sort(key=lambda item: (item["at"], str(item["id"])), reverse=True)
         if before is not None:
             items = [i for i in items if i["at"] < before]
         return items[:limit]
+
+
+def _change_kind(change: SyncChange) -> str:
+    """ "deleted" / "restored" when the tombstone moved, else "change"."""
+    moved = change.changes.get("deleted_at")
+    if moved is not None:
+        return "restored" if moved[1] is None else "deleted"
+    return "change"

@@ -62,3 +62,29 @@ async def test_timeline_merges_activities_and_notes(client: Any) -> None:
     assert (await client.get(f"/api/contacts/{uuid.uuid4()}/timeline", headers=admin)).status == 404
     assert (await client.get("/api/contacts/nope/timeline", headers=admin)).status == 400
     assert admin_user.tenant_id == tenant.id
+
+
+async def test_timeline_shows_field_changes_with_old_and_new_values(client: Any) -> None:
+    app = client.app
+    tenant = await make_tenant(app)
+    admin_user, admin = await user_with_headers(app, "admin", tenant.id)
+    contact = await post(client, "/api/contacts", {"first_name": "Val", "title": "Dev"}, admin)
+    url = f"/api/contacts/{contact['id']}"
+    for body in ({"title": "Lead"}, {"title": "CTO", "company": "Acme"}):
+        await asyncio.sleep(0.01)
+        assert (await client.patch(url, json=body, headers=admin)).status == 200
+    await asyncio.sleep(0.01)
+    assert (await client.delete(url, headers=admin)).status == 200
+    await asyncio.sleep(0.01)
+    assert (await client.post(f"{url}/restore", headers=admin)).status == 200
+
+    items = (await (await client.get(f"{url}/timeline", headers=admin)).json())["data"]
+    assert [i["kind"] for i in items] == ["restored", "deleted", "change", "change", "created"]
+    second, first = items[2], items[3]
+    assert first["changes"] == {"title": {"old": "Dev", "new": "Lead"}}
+    assert second["changes"] == {
+        "company": {"old": None, "new": "Acme"},
+        "title": {"old": "Lead", "new": "CTO"},
+    }
+    assert [i.get("version") for i in items[:4]] == [5, 4, 3, 2]
+    assert all(i["actor_id"] == str(admin_user.id) for i in items)
