@@ -38,6 +38,7 @@ class Measurement:
     requests: int
     errors: int
     cpu_us: float = 0.0  # server CPU time per request: immune to other load on the machine
+    error_kinds: str = ""  # wrk's own words for the errors ("Non-2xx ...", "Socket errors ...")
 
 
 @dataclass
@@ -205,7 +206,12 @@ def parse_wrk(output: str) -> Measurement:
     )
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return Measurement(rps, p50, p99, total, errors)
+    kinds = "; ".join(
+        m.group(0).strip()
+        for m in (non2xx, socket_errors)
+        if m is not None and any(int(g) for g in m.groups())
+    )
+    return Measurement(rps, p50, p99, total, errors, error_kinds=kinds)
 
 
 def machine() -> dict[str, str]:

@@ -796,6 +796,7 @@ class Pair:
 def run_backend(
     backend: str, args: argparse.Namespace, server_cpu: int | None, load_cpu: int | None
 ) -> tuple[str, bool]:
+    load_start = os.getloadavg()[0]
     if backend == "sqlite":
         data_dir, seeds = prepare_sqlite(args.rows, args.tenants, args.reseed)
         database_url = None
@@ -885,10 +886,18 @@ def run_backend(
                             f"[{backend}] round {round_no + 1}/{args.rounds} "
                             f"{pair.workload.key} {target.label}: {result.rps:,.0f} req/s, "
                             f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                            f"server CPU {result.cpu_us:.0f} us/req, errors {result.errors}",
+                            f"server CPU {result.cpu_us:.0f} us/req, errors {result.errors}"
+                            + (f" ({result.error_kinds})" if result.error_kinds else ""),
                             flush=True,
                         )
-    return report(backend, pairs, checked, empty, len(cursors), cursor_problem, problems)
+    section, ok = report(backend, pairs, checked, empty, len(cursors), cursor_problem, problems)
+    load_end = os.getloadavg()[0]
+    note = (
+        f"Load average (1 min) on the machine: {load_start:.1f} before this backend's run, "
+        f"{load_end:.1f} after it; other work shares these CPUs, which moves absolute figures "
+        "between rounds - the paired ratios and CPU per request move less."
+    )
+    return section + "\n\n" + note, ok
 
 
 def report(
@@ -924,16 +933,26 @@ def report(
         ratio = paired_ratio(pair.real, pair.floor)
         p99 = pair.real.median().p99_ms
         errors = sum(r.errors for t in (pair.floor, pair.real) for r in t.rounds)
+        kinds = sorted(
+            {f"{t.label}: {r.error_kinds}" for t in (pair.floor, pair.real) for r in t.rounds}
+            - {f"{t.label}: " for t in (pair.floor, pair.real)}
+        )
         ratio_ok, p99_ok, errors_ok = ratio >= aim, p99 < P99_CEILING_MS, errors == 0
         all_ok = all_ok and ratio_ok and p99_ok and errors_ok
         floor_p99 = pair.floor.median().p99_ms
+        cpu_ratio = statistics.median(r.cpu_us for r in pair.floor.rounds) / statistics.median(
+            r.cpu_us for r in pair.real.rounds
+        )
         checks += [
             f"| {pair.workload.key}: real / floor throughput | >= {aim:.0%} | {ratio:.0%} | "
             f"{'PASS' if ratio_ok else 'FAIL'} |",
             f"| {pair.workload.key}: real p99 (floor p99 {floor_p99:.1f} ms) | "
             f"< {P99_CEILING_MS:.0f} ms | {p99:.1f} ms | {'PASS' if p99_ok else 'FAIL'} |",
-            f"| {pair.workload.key}: failed requests | 0 | {errors} | "
-            f"{'PASS' if errors_ok else 'FAIL'} |",
+            f"| {pair.workload.key}: failed requests | 0 | {errors}"
+            + (f" ({'; '.join(kinds)})" if kinds else "")
+            + f" | {'PASS' if errors_ok else 'FAIL'} |",
+            f"| {pair.workload.key} (cross-check): real / floor by server CPU per request | — | "
+            f"{cpu_ratio:.0%} | {'ok' if cpu_ratio >= aim else 'below aim'} |",
         ]
     if cursor_problem:
         all_ok = False
@@ -988,7 +1007,7 @@ def write_markdown(
             f"- aims (issue 3): real >= floor throughput on PostgreSQL, >= 2x the floor on "
             f"SQLite; real p99 < {P99_CEILING_MS:.0f} ms for list and search",
             "",
-            *sections,
+            "\n\n".join(sections),
             "",
             "How to run (from the repository root; needs `wrk`; the seeded data is cached under "
             "~/.cache/aisha-bench and in the PostgreSQL database `aisha_bench_records`):",
