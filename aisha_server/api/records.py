@@ -325,6 +325,9 @@ class ConvertBody(BaseModel):
     opportunity: ConvertedOpportunity | None = Field(  # type: ignore[valid-type]
         None, description="omitted: no opportunity is created"
     )
+    confirm_duplicate: bool = Field(
+        False, description="convert even though contacts with the same email or phone exist"
+    )
     tenant_id: str | None = None
 
 
@@ -367,5 +370,6 @@ async def convert_lead(request: web.Request, body: ConvertBody) -> web.Response:
         account=_given(body.account),
         account_id=body.account_id,
         opportunity=_given(body.opportunity),
+        confirm_duplicate=body.confirm_duplicate,
     )
     return success(result, status=201)

@@ -31,7 +31,6 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -42,6 +41,7 @@ from aisha_server.db.changelog import ChangeContext
 from aisha_server.db.models import CustomField
 from aisha_server.db.uow import Database
 from aisha_server.errors import Conflict, Invalid, NotFound
+from aisha_server.services.emails import EmailNotValidError, normalised_email
 
 RESOURCE = "custom-fields"
 # singular entity names, as the guide's SQL writes them; plurals are accepted on input
@@ -231,10 +231,9 @@ def _email(value: Any) -> str:
     if not isinstance(value, str):
         raise _Bad("must be an email address")
     try:
-        checked = validate_email(value.strip(), check_deliverability=False)
+        return normalised_email(value)
     except EmailNotValidError as exc:
         raise _Bad(f"is not a valid email address: {exc}") from None
-    return checked.normalized.lower()
 
 
 def _phone(value: Any, region: str) -> str:

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import orjson
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -61,6 +60,7 @@ from aisha_server.services.custom_fields import (
     filter_value,
     validate_values,
 )
+from aisha_server.services.emails import EmailNotValidError, normalised_email
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.pagination import Page
 
@@ -385,6 +385,12 @@ def count_statement(statement: Select[Any]) -> Select[Any]:
 # -- normalisation (emails, phones) ---------------------------------------------------------
 
 MAX_DUPLICATES = 20
+# where a new record's duplicates are looked for
+DUPLICATE_PEERS: dict[str, tuple[str, ...]] = {
+    "accounts": ("accounts",),
+    "contacts": ("contacts", "leads"),
+    "leads": ("leads", "contacts"),
+}
 
 
 def normalise_email(value: str | None, field_name: str = "email") -> str | None:
@@ -393,15 +399,12 @@ def normalise_email(value: str | None, field_name: str = "email") -> str | None:
     if value is None or not value.strip():
         return None
     try:
-        # test_environment admits the reserved `.test` domain (demo and staging data use it);
-        # the other special-use names (localhost, .invalid, ...) are still refused
-        checked = validate_email(value.strip(), check_deliverability=False, test_environment=True)
+        return normalised_email(value)
     except EmailNotValidError as exc:
         raise Invalid(
             f"Validation failed: {field_name}",
             details=[{"field": field_name, "message": str(exc)}],
         ) from None
-    return str(checked.normalized).lower()
 
 
 def to_e164(raw: str | None, region: str) -> str | None:
@@ -698,42 +701,56 @@ class RecordService:
         data: Mapping[str, Any],
         *,
         exclude: uuid.UUID | None = None,
+        among: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Live records of the entity, within the actor's data scope (so nothing outside it
-        is revealed), with the same normalised email or the same E.164 phone."""
-        model = spec.model
+        """Live records with the same normalised email or the same E.164 phone, within the
+        actor's data scope (so nothing outside it is revealed): among the entity itself and,
+        for people, the other kind of person — a new contact is checked against open leads and
+        a new lead against contacts (`among` narrows that)."""
         email = data.get("email")
         phones = {data[c] for c in spec.phones.values() if data.get(c)}
-        matchers: list[ColumnElement[bool]] = []
-        if email:
-            matchers.append(model.email == email)
-        if phones:
-            matchers += [getattr(model, c).in_(phones) for c in spec.phones.values()]
-        if not matchers:
+        if not email and not phones:
             return []
-        conditions = [
-            model.tenant_id == tenant_id,
-            model.deleted_at.is_(None),
-            or_(*matchers),
-            *self._scope(spec, actor),
-        ]
-        if exclude is not None:
-            conditions.append(model.id != exclude)
-        query = select(model).where(*conditions).order_by(model.created_at).limit(MAX_DUPLICATES)
-        found = []
-        for row in session.scalars(query):
-            matched = ["email"] if email and row.email == email else []
-            matched += [c for c in spec.phones.values() if getattr(row, c) in phones]
-            found.append(
-                {
-                    "id": row.id,
-                    "entity": spec.singular,
-                    "name": display_name(row),
-                    "email": row.email,
-                    "phone": row.phone,
-                    "matched_on": matched,
-                }
+        found: list[dict[str, Any]] = []
+        for name in among or DUPLICATE_PEERS.get(spec.name, (spec.name,)):
+            peer = SPECS[name]
+            model = peer.model
+            matchers: list[ColumnElement[bool]] = []
+            if email:
+                matchers.append(model.email == email)
+            if phones:
+                matchers += [getattr(model, c).in_(phones) for c in peer.phones.values()]
+            conditions = [
+                model.tenant_id == tenant_id,
+                model.deleted_at.is_(None),
+                or_(*matchers),
+                *self._scope(peer, actor),
+            ]
+            if exclude is not None:
+                conditions.append(model.id != exclude)
+            if model is Lead:  # a converted lead lives on as its contact
+                conditions.append(model.converted_at.is_(None))
+            query = (
+                select(model)
+                .where(*conditions)
+                .order_by(model.created_at)
+                .limit(MAX_DUPLICATES - len(found))
             )
+            for row in session.scalars(query):
+                matched = ["email"] if email and row.email == email else []
+                matched += [c for c in peer.phones.values() if getattr(row, c) in phones]
+                found.append(
+                    {
+                        "id": row.id,
+                        "entity": peer.singular,
+                        "name": display_name(row),
+                        "email": row.email,
+                        "phone": row.phone,
+                        "matched_on": matched,
+                    }
+                )
+            if len(found) >= MAX_DUPLICATES:
+                break
         return found
 
     async def create(
@@ -1118,6 +1135,7 @@ class RecordService:
         account: Mapping[str, Any] | None = None,
         account_id: uuid.UUID | None = None,
         opportunity: Mapping[str, Any] | None = None,
+        confirm_duplicate: bool = False,
     ) -> dict[str, Any]:
         """Convert a lead, in ONE transaction (any failure writes nothing): a contact from
         the lead's names, email, phone, title and company (plus `contact` overrides); an
@@ -1200,6 +1218,19 @@ class RecordService:
             )  # fmt: skip
             if account_row is not None:
                 contact_values["account_id"] = account_row.id
+            if not confirm_duplicate:
+                probe = dict(contact_values)
+                _derive_phones(session, contacts, tenant_id, probe)
+                matches = self._duplicates(
+                    session, contacts, actor, tenant_id, probe, among=("contacts",)
+                )
+                if matches:
+                    raise Conflict(
+                        "Possible duplicate contacts: repeat with confirm_duplicate=true to"
+                        " convert anyway",
+                        code="possible_duplicates",
+                        details=matches,
+                    )
             try:
                 contact_row = self._insert(session, contacts, tenant_id, contact_values)
             except Invalid as exc:

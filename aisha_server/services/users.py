@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -50,6 +49,7 @@ from aisha_server.errors import (
 )
 from aisha_server.mail import Mailer, OutgoingMail
 from aisha_server.services.csv_text import decode_csv
+from aisha_server.services.emails import EmailNotValidError, normalised_email
 from aisha_server.services.pagination import Page
 
 T = TypeVar("T")
@@ -199,12 +199,11 @@ class _Invite:
 def normalize_email(value: str, *, field_name: str = "email") -> str:
     """The stored form of an email: validated syntax (no DNS), normalised, lower case."""
     try:
-        checked = validate_email(value.strip(), check_deliverability=False)
+        return normalised_email(value)
     except EmailNotValidError as exc:
         raise Invalid(
             f"Invalid email: {exc}", details=[{"field": field_name, "message": str(exc)}]
         ) from None
-    return checked.normalized.lower()
 
 
 def _email_problem(value: str) -> tuple[str | None, str | None]:

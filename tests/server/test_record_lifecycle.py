@@ -123,8 +123,18 @@ async def test_duplicates_answer_409_until_confirmed(client: Any, team: Team) ->
     assert status == 201 and body["data"]["email"] == "dup@acme.test"
     status, _ = await _post(client, "/api/contacts?confirm_duplicate=maybe", {}, team.admin)
     assert status == 422
-    # other entities and deleted records do not count
-    await create(client, "leads", team.admin, email="dup@acme.test")
+    # a lead with a contact's address is a possible duplicate too (people are people) ...
+    status, body = await _post(
+        client, "/api/leads", {"first_name": "L", "email": "dup@acme.test"}, team.admin
+    )
+    assert status == 409 and {d["entity"] for d in body["details"]} == {"contact"}, body
+    lead = await create(client, "leads", team.admin, email="lead-only@acme.test")
+    status, body = await _post(
+        client, "/api/contacts", {"first_name": "D", "email": "lead-only@acme.test"}, team.admin
+    )
+    assert status == 409 and body["details"][0]["id"] == lead["id"]
+    # ... accounts are not people, and deleted records do not count
+    await create(client, "accounts", team.admin, email="dup@acme.test")
     await create(client, "accounts", team.admin, email="acct@acme.test")
     gone = await create(client, "accounts", team.admin, name="Gone", email="gone@acme.test")
     await client.delete(f"/api/accounts/{gone['id']}", headers=team.admin)
@@ -310,4 +320,28 @@ async def test_failed_conversion_writes_nothing(client: Any, team: Team) -> None
     missing = f"/api/leads/{uuid.uuid4()}/convert"
     assert (await _post(client, missing, {}, team.admin))[0] == 404
     status, _ = await _post(client, url, {"contact": {"custom_fields": {"tier": 1}}}, team.employee)
+    assert status == 201
+
+
+async def test_conversion_checks_the_new_contact_for_duplicates(client: Any, team: Team) -> None:
+    existing = await create(client, "contacts", team.admin, email="same@acme.test")
+    lead = await create(client, "leads", team.admin, email="other@acme.test")
+    # the lead itself was created with confirm: a contact with its address exists
+    status, body = await _post(
+        client, "/api/leads?confirm_duplicate=true",
+        {"first_name": "Twin", "email": "same@acme.test", "company": "Twinco"}, team.admin,
+    )  # fmt: skip
+    assert status == 201
+    twin = body["data"]
+    status, body = await _post(client, f"/api/leads/{twin['id']}/convert", {}, team.admin)
+    assert status == 409 and body["code"] == "possible_duplicates"
+    assert [d["id"] for d in body["details"]] == [existing["id"]]
+    _, accounts = await _get(client, "/api/accounts", team.admin)
+    assert not any(a["name"] == "Twinco" for a in accounts["data"])  # nothing half-written
+    status, body = await _post(
+        client, f"/api/leads/{twin['id']}/convert", {"confirm_duplicate": True}, team.admin
+    )
+    assert status == 201, body
+    # a lead without a twin converts without confirmation
+    status, _ = await _post(client, f"/api/leads/{lead['id']}/convert", {}, team.admin)
     assert status == 201
