@@ -267,7 +267,7 @@ def _decode_cursor(cursor: str) -> list[Any]:
 _like_escape = search.like_escape  # kept for record_io
 
 
-def list_statement(
+def list_conditions(
     spec: EntitySpec,
     tenant_id: uuid.UUID,
     scope: Sequence[ColumnElement[bool]],
@@ -276,31 +276,16 @@ def list_statement(
     dialect: str,
     *,
     region: str = DEFAULT_REGION,
-    candidates: bool = False,
-) -> Select[Any]:
-    """The SELECT a record list runs: tenant, tombstones, data scope (`scope`, from
-    RecordService._scope), filters, custom-field filters (`definitions`: the entity's live
-    custom fields by name), `q`, keyset cursor, order and `limit + 1` rows (one more tells
-    whether a next page exists).  Raises Invalid/BadRequest for parameters it cannot honour.
-    `candidates` (SQLite, prefix search): read the rows from the search indexes
-    (search.candidates) instead of scanning the tenant in sort order — the better plan when
-    few rows match.  Pure: benchmarks run the very same statement through a bare handler."""
+) -> list[ColumnElement[bool]]:
+    """What rows a list (or an export) with these parameters selects: tenant, tombstones,
+    data scope, filters, custom-field filters and `q`.  Raises Invalid for a filter or search
+    mode the entity does not have."""
     model = spec.model
-    descending = params.sort.startswith("-")
-    sort_name = params.sort.lstrip("-+")
-    if sort_name not in spec.sortable:
-        raise Invalid(
-            f"Cannot sort {spec.name} by {sort_name!r}",
-            details=[{"field": "sort", "message": f"one of {list(spec.sortable)}"}],
-        )
     if params.match not in search.MODES:
         raise Invalid(
             f"Unknown search mode {params.match!r}",
             details=[{"field": "match", "message": f"one of {list(search.MODES)}"}],
         )
-    sort_col: InstrumentedAttribute[Any] = getattr(model, sort_name)
-    limit = max(1, min(params.limit, MAX_LIMIT))
-
     conditions: list[ColumnElement[bool]] = [
         model.tenant_id == tenant_id,
         model.deleted_at.is_not(None) if params.deleted else model.deleted_at.is_(None),
@@ -339,9 +324,44 @@ def list_statement(
     conditions += search.conditions(
         model, columns, dict(spec.phones), params.q, params.match, dialect, region
     )
+    return conditions
+
+
+def list_statement(
+    spec: EntitySpec,
+    tenant_id: uuid.UUID,
+    scope: Sequence[ColumnElement[bool]],
+    params: ListParams,
+    definitions: Mapping[str, FieldDefinition],
+    dialect: str,
+    *,
+    region: str = DEFAULT_REGION,
+    candidates: bool = False,
+) -> Select[Any]:
+    """The SELECT a record list runs: tenant, tombstones, data scope (`scope`, from
+    RecordService._scope), filters, custom-field filters (`definitions`: the entity's live
+    custom fields by name), `q`, keyset cursor, order and `limit + 1` rows (one more tells
+    whether a next page exists).  Raises Invalid/BadRequest for parameters it cannot honour.
+    `candidates` (SQLite, prefix search): read the rows from the search indexes
+    (search.candidates) instead of scanning the tenant in sort order — the better plan when
+    few rows match.  Pure: benchmarks run the very same statement through a bare handler."""
+    model = spec.model
+    descending = params.sort.startswith("-")
+    sort_name = params.sort.lstrip("-+")
+    if sort_name not in spec.sortable:
+        raise Invalid(
+            f"Cannot sort {spec.name} by {sort_name!r}",
+            details=[{"field": "sort", "message": f"one of {list(spec.sortable)}"}],
+        )
+    sort_col: InstrumentedAttribute[Any] = getattr(model, sort_name)
+    limit = max(1, min(params.limit, MAX_LIMIT))
+
+    conditions = list_conditions(
+        spec, tenant_id, scope, params, definitions, dialect, region=region
+    )
     if candidates and params.match == "prefix":
         rows = search.candidates(
-            model, columns, dict(spec.phones), params.q, dialect, region, tenant_id
+            model, spec.prefix_search, dict(spec.phones), params.q, dialect, region, tenant_id
         )
         if rows is not None:
             table = model.__tablename__
