@@ -16,17 +16,21 @@ Export streams the caller's visible records in keyset batches (by id), one short
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
+import multiprocessing
 import os
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -49,6 +53,7 @@ from aisha_server.services.custom_fields import (
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.records import (
     RELATED_TYPES,
+    SPECS,
     EntitySpec,
     RecordService,
     _empty,
@@ -63,10 +68,15 @@ MAX_ROWS = 200_000
 MAX_BULK_IDS = 1_000
 EXPORT_BATCH = 2_000
 CHUNK = 500  # ids per IN (...) lookup
+# files with at least this many new rows are checked in worker processes (ValidationPool),
+# PARALLEL_CHUNK rows per task; below it starting and feeding the workers costs more than it saves
+PARALLEL_MIN_ROWS = 2_000
+PARALLEL_CHUNK = 5_000
 LIST_SEPARATOR = ";"  # tags and multiselect values inside one CSV cell
 # writable fields a CSV column may not name (JSON documents; custom fields go by `cf.<name>`)
 NOT_MAPPABLE = ("metadata", "custom_fields")
 
+T = TypeVar("T")
 Mode = Literal["create", "update", "upsert"]
 Match = Literal["email", "phone", "id"]
 OnError = Literal["rollback", "skip"]
@@ -346,6 +356,196 @@ def _invalid_problems(exc: Invalid) -> list[dict[str, str]]:
     return [{"field": "row", "message": exc.message}]
 
 
+# -- checking rows (in this process or in worker processes) -------------------------------------
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """What checking an import row needs besides the row: plain, picklable data (a worker
+    process gets a copy with every chunk)."""
+
+    entity: str
+    model_for: ModelFor  # a module-level function: pickled by reference
+    definitions: tuple[FieldDefinition, ...]
+    region: str
+    stages: tuple[str, ...]
+    links: Mapping[type[Any], set[uuid.UUID]]  # live ids of the tenant the file names
+    may_own_others: bool
+    user_id: uuid.UUID | None
+    department: str | None
+
+
+class _Checker:
+    """The records API's rules for one import row: the create/patch model, e-mail and phone
+    normalisation, required fields, custom fields, ownership, stage and links."""
+
+    def __init__(self, rules: RowRules) -> None:
+        self.rules = rules
+        self.spec = spec = SPECS[rules.entity]
+        self.create_model = rules.model_for(spec, "Create")
+        self.patch_model = rules.model_for(spec, "Patch")
+        self.phones = PhoneCache(rules.region)
+        self.emails = spec.normalised and "email" in spec.fields
+
+    def check(
+        self, values: Mapping[str, Any], custom: Mapping[str, Any], target: Record | None
+    ) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
+        """(problems, typed values); typed is None when the values do not even parse."""
+        rules, spec = self.rules, self.spec
+        errors: list[dict[str, str]] = []
+        model = self.create_model if target is None else self.patch_model
+        try:
+            typed = model.model_validate(values).model_dump(
+                exclude_unset=True, exclude={"tenant_id"}
+            )
+        except ValidationError as exc:
+            return _problems(exc), None
+        # the records API's normalisation: emails checked, phones in E.164 too
+        if self.emails and "email" in typed:
+            try:
+                typed["email"] = normalised_email(typed["email"])
+            except Invalid as exc:
+                errors.extend(_invalid_problems(exc))
+        for column, e164 in spec.phones.items():
+            if column in typed:
+                typed[e164] = self.phones.e164(typed[column])
+        merged: dict[str, Any]
+        if target is None:
+            missing = [f for f in spec.required if typed.get(f) in (None, "")]
+            errors.extend({"field": f, "message": "is required"} for f in missing)
+            try:
+                typed["custom_fields"] = validate_values(rules.definitions, custom, partial=False)
+            except Invalid as exc:
+                errors.extend(_invalid_problems(exc))
+            if not rules.may_own_others and typed.get("owner_id") not in (None, rules.user_id):
+                errors.append(
+                    {
+                        "field": "owner_id",
+                        "message": "only administrators may create records owned by others",
+                    }
+                )
+            typed.setdefault("owner_id", rules.user_id)
+            if typed.get("department") is None and rules.department is not None:
+                typed["department"] = rules.department
+            merged = typed
+        else:
+            if custom:
+                try:
+                    typed["custom_fields"] = validate_values(
+                        rules.definitions, custom, partial=True, existing=target.custom_fields
+                    )
+                except Invalid as exc:
+                    errors.extend(_invalid_problems(exc))
+            if (
+                "owner_id" in typed
+                and typed["owner_id"] != target.owner_id
+                and not rules.may_own_others
+            ):
+                errors.append(
+                    {
+                        "field": "owner_id",
+                        "message": "only administrators may change a record's owner",
+                    }
+                )
+            merged = {**record_view(spec, target), **typed}
+        stage = typed.get("stage")
+        if rules.stages and stage is not None and stage not in rules.stages:
+            errors.append({"field": "stage", "message": f"must be one of {list(rules.stages)}"})
+        errors.extend(_link_problems(spec, rules.links, merged))
+        return errors, typed
+
+
+def check_new_rows(
+    rules: RowRules,
+    rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    bind_for: str | None,
+    tenant_id: uuid.UUID,
+) -> tuple[list[list[dict[str, str]]], BoundRows | None]:
+    """What a worker process runs: the problems of each new row (values, custom values), and
+    unless `bind_for` is None (a dry run) the good rows bound for that dialect+driver, in
+    order, ready for `insert_records`."""
+    checker = _Checker(rules)
+    problems: list[list[dict[str, str]]] = []
+    good: list[dict[str, Any]] = []
+    for values, custom in rows:
+        errors, typed = checker.check(values, custom, None)
+        problems.append(errors)
+        if not errors and typed is not None:
+            good.append(typed)
+    if bind_for is None:
+        return problems, None
+    return problems, bind_rows(_fresh_dialect(bind_for), checker.spec, tenant_id, good)
+
+
+def _warm_up() -> None:
+    """Run once in each worker process: load the records API's models before the first chunk."""
+    import aisha_server.api.record_io  # noqa: F401
+
+
+class ValidationPool:
+    """Worker processes that check the rows of large imports, so that checking (CPU: pydantic,
+    e-mail and phone normalisation, custom fields) runs beside the database writing the rows
+    already checked.  Owned by the app (`keys.VALIDATION_POOL`): started on first use and shut
+    down in the app's cleanup.  `workers` below 2 disables it (one core gains nothing).
+    Processes are spawned, not forked: the server runs threads (database writer, readers), and
+    forking a process with threads can copy a held lock into the child."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def executor(self) -> ProcessPoolExecutor | None:
+        """The pool (started now if need be), or None when disabled or shut down."""
+        if self.workers < 2:
+            return None
+        with self._lock:
+            if self._closed:
+                return None
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_warm_up,
+                )
+            return self._executor
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def start(self) -> None:
+        """Start the worker processes now (each spawn imports the server's modules, ~1 s), so
+        they are ready once the file is parsed."""
+        executor = self.executor()
+        if executor is not None:
+            for _ in range(self.workers):
+                executor.submit(_warm_up)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _wait(future: Future[T], dialect: str) -> T:
+    """A worker's result, from inside a unit of work: SQLite runs it on a database thread,
+    which may block; PostgreSQL runs it in a greenlet on the event loop, which must not."""
+    if dialect == "sqlite":
+        return future.result()
+    return await_only(asyncio.wrap_future(future))
+
+
+def _write_new(session: Session, spec: EntitySpec, tenant_id: uuid.UUID, rows: list[_Row]) -> None:
+    """Insert checked new rows (their typed values) and note their ids in their results."""
+    ids = insert_records(session, spec, tenant_id, [r.values for r in rows])
+    for row, new_id in zip(rows, ids, strict=True):
+        row.result.id = new_id
+
+
 # -- the service -------------------------------------------------------------------------------
 
 
@@ -366,12 +566,14 @@ class RecordIOService:
         custom_fields: CustomFieldService,
         modules: ModuleSettingsService,
         model_for: ModelFor,
+        pool: ValidationPool | None = None,
     ) -> None:
         self._db = db
         self._records = records
         self._custom_fields = custom_fields
         self._modules = modules
         self._model_for = model_for
+        self._pool = pool or ValidationPool(workers=0)
 
     async def _stages(self, tenant_id: uuid.UUID, spec: EntitySpec) -> list[str]:
         if spec.name != "opportunities":
@@ -404,6 +606,8 @@ class RecordIOService:
                     code="bad_match",
                 )
         header, raw_rows = parse_csv(data)
+        if len(raw_rows) >= PARALLEL_MIN_ROWS:
+            self._pool.start()
         definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
         columns = resolve_mapping(spec, header, options.mapping, definitions)
         if match is not None and match not in columns.values():
@@ -412,8 +616,6 @@ class RecordIOService:
                 code="bad_mapping",
             )
         stages = await self._stages(tenant_id, spec)
-        create_model = self._model_for(spec, "Create")
-        patch_model = self._model_for(spec, "Patch")
         list_fields = {"tags"}
         multi = {d.field_name for d in definitions if d.field_type == "multiselect"}
         may_own_others = actor.can(Capability.EDIT_ALL_RECORDS)
@@ -467,84 +669,56 @@ class RecordIOService:
                         row.key = phones.e164(row.key) or row.key
             self._match_rows(session, spec, actor, tenant_id, match, options.mode, rows)
             links = self._link_index(session, spec, tenant_id, rows)
-            inserts: list[dict[str, Any]] = []
             updates: list[tuple[Record, dict[str, Any]]] = []
-            emails = spec.normalised and "email" in spec.fields
+            rules = RowRules(
+                entity=spec.name,
+                model_for=self._model_for,
+                definitions=tuple(definitions),
+                region=phones.region,
+                stages=tuple(stages),
+                links=links,
+                may_own_others=may_own_others,
+                user_id=actor.user_id,
+                department=actor.department,
+            )
+            checking = _Checker(rules)
+            fresh = [r for r in rows if not r.result.errors and r.target is None]
+            pool = self._pool.executor() if len(fresh) >= PARALLEL_MIN_ROWS else None
+            if pool is None:
+                fresh = []
+            else:
+                # new rows are checked in worker processes, chunk by chunk, while this
+                # transaction writes the chunks already checked (`_write_new` below)
+                step = PARALLEL_CHUNK
+                chunks = [fresh[i : i + step] for i in range(0, len(fresh), step)]
+                bind_for = dialect_key(session.connection().dialect) if write else None
+                futures = [
+                    pool.submit(
+                        check_new_rows,
+                        rules,
+                        [(r.values, r.custom) for r in c],
+                        bind_for,
+                        tenant_id,
+                    )
+                    for c in chunks
+                ]
+            parallel = {id(r) for r in fresh}
+            inserts: list[_Row] = []
             for row in rows:
                 result = row.result
-                if result.errors:
+                if result.errors or id(row) in parallel:
                     continue
                 target = row.target
-                model = create_model if target is None else patch_model
-                try:
-                    typed = model.model_validate(row.values).model_dump(
-                        exclude_unset=True, exclude={"tenant_id"}
-                    )
-                except ValidationError as exc:
-                    result.errors.extend(_problems(exc))
+                errors, typed = checking.check(row.values, row.custom, target)
+                if errors:
+                    result.errors.extend(errors)
                     continue
-                # the records API's normalisation: emails checked, phones in E.164 too
-                if emails and "email" in typed:
-                    try:
-                        typed["email"] = normalised_email(typed["email"])
-                    except Invalid as exc:
-                        result.errors.extend(_invalid_problems(exc))
-                for column, e164 in spec.phones.items():
-                    if column in typed:
-                        typed[e164] = phones.e164(typed[column])
-                if target is None:
-                    missing = [f for f in spec.required if typed.get(f) in (None, "")]
-                    result.errors.extend({"field": f, "message": "is required"} for f in missing)
-                    try:
-                        typed["custom_fields"] = validate_values(
-                            definitions, row.custom, partial=False
-                        )
-                    except Invalid as exc:
-                        result.errors.extend(_invalid_problems(exc))
-                    if not may_own_others and typed.get("owner_id") not in (None, actor.user_id):
-                        result.errors.append(
-                            {
-                                "field": "owner_id",
-                                "message": "only administrators may create records owned by others",
-                            }
-                        )
-                    typed.setdefault("owner_id", actor.user_id)
-                    if typed.get("department") is None and actor.department is not None:
-                        typed["department"] = actor.department
-                    merged = typed
-                else:
-                    if row.custom:
-                        try:
-                            typed["custom_fields"] = validate_values(
-                                definitions,
-                                row.custom,
-                                partial=True,
-                                existing=target.custom_fields,
-                            )
-                        except Invalid as exc:
-                            result.errors.extend(_invalid_problems(exc))
-                    if (
-                        "owner_id" in typed
-                        and typed["owner_id"] != target.owner_id
-                        and not may_own_others
-                    ):
-                        result.errors.append(
-                            {
-                                "field": "owner_id",
-                                "message": "only administrators may change a record's owner",
-                            }
-                        )
-                    merged = {**record_view(spec, target), **typed}
-                stage = typed.get("stage")
-                if stages and stage is not None and stage not in stages:
-                    result.errors.append({"field": "stage", "message": f"must be one of {stages}"})
-                result.errors.extend(_link_problems(spec, links, merged))
-                if result.errors:
-                    continue
+                assert typed is not None
                 if target is None:
                     result.status = "created"
                     if write:
-                        inserts.append(typed)
+                        row.values = typed
+                        inserts.append(row)
                 else:
                     result.id = target.id
                     changed = {
@@ -555,6 +729,31 @@ class RecordIOService:
                     result.status = "updated" if changed else "skipped"
                     if write and changed:
                         updates.append((target, changed))
+            # with on_error=rollback one bad row dooms the import: nothing more is written and
+            # the exception below rolls back what was
+            doomed = options.on_error == "rollback" and any(r.result.errors for r in rows)
+            if inserts and not doomed:
+                _write_new(session, spec, tenant_id, inserts)
+            if pool is not None:
+                dialect = session.connection().dialect.name
+                try:
+                    for chunk, future in zip(chunks, futures, strict=True):
+                        problems, bound = _wait(future, dialect)
+                        good = []
+                        for row, errors in zip(chunk, problems, strict=True):
+                            if errors:
+                                row.result.errors.extend(errors)
+                                doomed = doomed or options.on_error == "rollback"
+                            else:
+                                row.result.status = "created"
+                                good.append(row.result)
+                        if bound is not None and not doomed:
+                            ids = insert_records(session, spec, tenant_id, bound)
+                            for result, new_id in zip(good, ids, strict=True):
+                                result.id = new_id
+                finally:  # after a failure the chunks not started yet are not checked
+                    for future in futures:
+                        future.cancel()
             bad = [r.result for r in rows if r.result.errors]
             for r in bad:
                 r.status = "error"
@@ -566,11 +765,6 @@ class RecordIOService:
                     details=[r.as_dict() for r in bad],
                     code="import_rejected",
                 )
-            if inserts:
-                ids = insert_records(session, spec, tenant_id, inserts)
-                created = (r.result for r in rows if r.result.status == "created")
-                for result, new_id in zip(created, ids, strict=True):
-                    result.id = new_id
             update_records(session, updates)
             return ImportReport([r.result for r in rows], options.dry_run, options.mode)
 
@@ -870,66 +1064,108 @@ class RecordIOService:
 # -- the one place imports and bulk operations write records ------------------------------------
 
 
-def insert_records(
-    session: Session, spec: EntitySpec, tenant_id: uuid.UUID, rows: Sequence[Mapping[str, Any]]
-) -> list[uuid.UUID]:
-    """Insert new `spec` records (validated column values) in the session's transaction and
-    return their new ids, in order.  Every record an import creates is written here.
+@dataclass(frozen=True)
+class BoundRows:
+    """New rows in the driver's form (`bind_rows`): what `insert_records` hands the driver.
+    Built in a worker process for large imports, so the writer only writes."""
 
-    The sync change log (next issue) attaches HERE, in the same transaction: the inserted ids,
-    `rows` and `now` are what a change entry needs.
+    driver: str  # the dialect+driver the values are bound for, e.g. "sqlite+pysqlite"
+    names: tuple[str, ...]  # column names, "id" first
+    ids: list[uuid.UUID]
+    values: list[tuple[Any, ...]]
 
-    The values go through the columns' own SQLAlchemy bind processors (UUIDs, UTC datetimes,
-    JSON, decimals stored exactly as the ORM stores them) and straight to the driver: one
-    `executemany` on SQLite; on PostgreSQL a binary COPY into a temporary staging table and
-    one `INSERT ... SELECT` (COPY FROM cannot target a table under row-level security; the
-    INSERT is checked by the tenant policy like any other)."""
-    if not rows:
-        return []
+
+def dialect_key(dialect: Any) -> str:
+    return f"{dialect.name}+{dialect.driver}"
+
+
+def bind_rows(
+    dialect: Any,
+    spec: EntitySpec,
+    tenant_id: uuid.UUID,
+    rows: Sequence[Mapping[str, Any]],
+    now: datetime | None = None,
+) -> BoundRows:
+    """New ids (ascending) and each row's full column tuple, every value through its column's
+    own SQLAlchemy bind processor (UUIDs, UTC datetimes, JSON, decimals stored exactly as the
+    ORM stores them).  `dialect` is the connection's, or in a worker process the same
+    dialect class built afresh (`_fresh_dialect`): bind processors need no connection."""
     ids = new_ids(len(rows))
     table = spec.model.__table__
-    defaults = _insert_defaults(spec, tenant_id, utcnow())
-    names = ["id", *defaults]
+    defaults = _insert_defaults(spec, tenant_id, now or utcnow())
+    names = ("id", *defaults)
     position = {name: i for i, name in enumerate(names)}
-    connection = session.connection()
-    dialect = connection.dialect
     processors = [_bind_processor(table.c[name], dialect) for name in names]
     base: list[Any] = [None]
     for name, processor in zip(names[1:], processors[1:], strict=True):
         value = defaults[name]
         base.append(processor(value) if processor is not None else value)
     id_processor = processors[0]
+    values = []
+    for new_id, row_values in zip(ids, rows, strict=True):
+        row = base.copy()
+        row[0] = id_processor(new_id) if id_processor is not None else new_id
+        for name, value in row_values.items():
+            i = position[name]
+            processor = processors[i]
+            row[i] = processor(value) if processor is not None else value
+        values.append(tuple(row))
+    return BoundRows(dialect_key(dialect), names, ids, values)
 
-    def records() -> Iterable[tuple[Any, ...]]:
-        for new_id, values in zip(ids, rows, strict=True):
-            row = base.copy()
-            row[0] = id_processor(new_id) if id_processor is not None else new_id
-            for name, value in values.items():
-                i = position[name]
-                processor = processors[i]
-                row[i] = processor(value) if processor is not None else value
-            yield tuple(row)
 
+def _fresh_dialect(key: str) -> Any:
+    """A dialect object of `key` ("sqlite+pysqlite", "postgresql+asyncpg") without an engine."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(f"{key}://").get_dialect()()
+
+
+def insert_records(
+    session: Session,
+    spec: EntitySpec,
+    tenant_id: uuid.UUID,
+    rows: Sequence[Mapping[str, Any]] | BoundRows,
+) -> list[uuid.UUID]:
+    """Insert new `spec` records (validated column values, or the same already bound by
+    `bind_rows`) in the session's transaction and return their new ids, in order.  Every
+    record an import creates is written here.
+
+    The sync change log (next issue) attaches HERE, in the same transaction: the inserted ids,
+    `rows` and `now` are what a change entry needs.
+
+    Straight to the driver: one `executemany` on SQLite; on PostgreSQL a binary COPY into a
+    temporary staging table and one `INSERT ... SELECT` (COPY FROM cannot target a table under
+    row-level security; the INSERT is checked by the tenant policy like any other)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if isinstance(rows, BoundRows):
+        bound = rows
+        if bound.driver != dialect_key(dialect):
+            raise ValueError(f"rows bound for {bound.driver}, not {dialect_key(dialect)}")
+    else:
+        bound = bind_rows(dialect, spec, tenant_id, rows)
+    if not bound.ids:
+        return []
     preparer = dialect.identifier_preparer
-    quoted_table = preparer.format_table(table)
-    columns = ", ".join(preparer.quote(name) for name in names)
+    quoted_table = preparer.format_table(spec.model.__table__)
+    columns = ", ".join(preparer.quote(name) for name in bound.names)
     driver: Any = connection.connection.driver_connection
     if dialect.name == "sqlite":
-        marks = ", ".join("?" for _ in names)
-        driver.executemany(f"INSERT INTO {quoted_table} ({columns}) VALUES ({marks})", records())
+        marks = ", ".join("?" for _ in bound.names)
+        driver.executemany(f"INSERT INTO {quoted_table} ({columns}) VALUES ({marks})", bound.values)
     else:
         stage = "aisha_import_stage"
         await_only(
             driver.execute(f'CREATE TEMPORARY TABLE "{stage}" (LIKE {quoted_table}) ON COMMIT DROP')
         )
-        await_only(driver.copy_records_to_table(stage, records=records(), columns=names))
+        await_only(driver.copy_records_to_table(stage, records=bound.values, columns=bound.names))
         await_only(
             driver.execute(
                 f'INSERT INTO {quoted_table} ({columns}) SELECT {columns} FROM "{stage}";'
                 f' DROP TABLE "{stage}"'
             )
         )
-    return ids
+    return bound.ids
 
 
 def update_records(session: Session, changes: Sequence[tuple[Record, Mapping[str, Any]]]) -> None:
