@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import orjson
@@ -36,15 +36,22 @@ from aisha_desktop.client.errors import (
     error_from_response,
 )
 from aisha_desktop.client.models import (
+    Change,
+    ChangesPage,
     CurrentUser,
     Page,
+    PushResult,
     Session,
+    SyncConflict,
     User,
     optional_int,
     optional_text,
     parse_time,
 )
 from aisha_desktop.client.tokens import MemoryTokenStore, Tokens, TokenStore
+
+if TYPE_CHECKING:
+    from aisha_desktop.client.stream import ChangeStream
 
 log = logging.getLogger("aisha.desktop.client")
 
@@ -54,6 +61,11 @@ LOGIN = "/api/auth/login"
 REFRESH = "/api/auth/refresh"
 LOGOUT = "/api/auth/logout"
 ME = "/api/auth/me"
+SYNC_CHANGES = "/api/sync/changes"
+SYNC_PUSH = "/api/sync/push"
+SYNC_CONFLICTS = "/api/sync/conflicts"
+SYNC_STREAM = "/api/sync/stream"
+MAX_PUSH = 1000  # the server's limit of mutations per push
 
 # 401 codes that say the login itself is over (refreshing cannot help); any other 401 on an
 # authenticated request (token_expired, invalid_token, ...) is worth one refresh.
@@ -345,6 +357,87 @@ class ApiClient:
     async def restore_record(self, entity: str, record_id: RecordId) -> dict[str, Any]:
         path = f"{_record_path(entity, record_id)}/restore"
         return self._record(await self.request("POST", path))
+
+    # -- sync ------------------------------------------------------------------------------
+    async def pull_changes(self, since: str | None, limit: int = 500) -> ChangesPage:
+        """One page of the change feed after `since` (None starts a snapshot).  A cursor the
+        server no longer covers raises `ResyncRequired`."""
+        data = await self.request("GET", SYNC_CHANGES, params={"since": since, "limit": limit})
+        if not isinstance(data, Mapping) or not isinstance(data.get("changes"), list):
+            raise UnexpectedResponse("The server's change page holds no changes", status=200)
+        cursor = data.get("cursor")
+        if not isinstance(cursor, str) or not cursor:
+            raise UnexpectedResponse("The server's change page holds no cursor", status=200)
+        try:
+            changes = [Change.from_json(c) for c in data["changes"] if isinstance(c, Mapping)]
+        except ValueError as exc:
+            raise UnexpectedResponse(str(exc), status=200) from None
+        return ChangesPage(
+            changes=changes,
+            cursor=cursor,
+            has_more=data.get("has_more") is True,
+            snapshot=data.get("snapshot") is True,
+        )
+
+    async def push(self, client_id: str, mutations: Sequence[Json]) -> list[PushResult]:
+        """Apply mutations (`{mutation_id, entity_type, id, op, base_version, fields}`) in
+        order; one result each.  Retrying with the same `client_id` and mutation ids after a
+        lost answer applies nothing twice."""
+        if len(mutations) > MAX_PUSH:
+            raise ValueError(f"at most {MAX_PUSH} mutations per push")
+        data = await self.request(
+            "POST", SYNC_PUSH, json={"client_id": client_id, "mutations": list(mutations)}
+        )
+        results = data.get("results") if isinstance(data, Mapping) else None
+        if not isinstance(results, list) or len(results) != len(mutations):
+            raise UnexpectedResponse("The server's push answer does not match the push", status=200)
+        try:
+            return [PushResult.from_json(r) for r in results if isinstance(r, Mapping)]
+        except ValueError as exc:
+            raise UnexpectedResponse(str(exc), status=200) from None
+
+    async def conflicts(
+        self, *, include_resolved: bool = False, everyone: bool = False
+    ) -> list[SyncConflict]:
+        """The caller's open conflicts (`everyone`: all users', administrators only)."""
+        params = {"include_resolved": include_resolved or None, "all": everyone or None}
+        data = await self.request("GET", SYNC_CONFLICTS, params=params)
+        if not isinstance(data, list):
+            raise UnexpectedResponse("The server's conflict list holds no list", status=200)
+        return [SyncConflict.from_json(c) for c in data if isinstance(c, Mapping)]
+
+    async def resolve_conflict(
+        self, conflict_id: RecordId, resolution: str, value: Any = None
+    ) -> SyncConflict:
+        """Resolve with "keep_server", "take_mine" or "custom" (then `value`); the answer's
+        `record` is the record afterwards."""
+        if resolution not in ("keep_server", "take_mine", "custom"):
+            raise ValueError(f"not a resolution: {resolution!r}")
+        path = f"{SYNC_CONFLICTS}/{uuid.UUID(str(conflict_id))}/resolve"
+        body: dict[str, Any] = {"resolution": resolution}
+        if resolution == "custom":
+            body["value"] = value
+        return SyncConflict.from_json(self._record(await self.request("POST", path, json=body)))
+
+    def change_stream(self, *, heartbeat: float = 15.0) -> ChangeStream:
+        """`async with api.change_stream() as stream: async for seq in stream:` - the tenant's
+        change-feed head whenever it moves (first the current one).  Losing the connection
+        raises `OfflineError`."""
+        from aisha_desktop.client.stream import ChangeStream  # aiohttp only when streaming
+
+        return ChangeStream(self, heartbeat=heartbeat)
+
+    async def bearer_token(self) -> str:
+        """The current access token (for the stream's handshake)."""
+        tokens = await self._current_tokens()
+        if tokens is None:
+            raise AuthError("Not signed in", status=401, code="not_signed_in")
+        return tokens.access_token
+
+    async def renewed_token(self, refused: str) -> str:
+        """An access token newer than `refused`, through the same single-flight refresh as
+        HTTP calls; raises `SessionExpired` when the login is over."""
+        return (await self._refreshed(refused, notify=True)).access_token
 
     @staticmethod
     def _record(data: Any) -> dict[str, Any]:

@@ -131,6 +131,11 @@ class ServerError(ApiError):
     """5xx: the server failed; `request_id` finds the traceback in its log."""
 
 
+class ResyncRequired(ApiError):
+    """410 `resync_required`: the sync cursor is older than the server's change log keeps;
+    the replica rebuilds from a snapshot (keeping its outbox)."""
+
+
 class UnexpectedResponse(ApiError):
     """The answer was not the API's JSON envelope (a proxy's HTML page, a truncated body)."""
 
@@ -194,6 +199,8 @@ def error_from_response(
         return RateLimited(message, retry_after=retry_after, **common)
     if status >= 500:
         return ServerError(message, **common)
+    if status == 410 and code == "resync_required":
+        return ResyncRequired(message, **common)
     if status == 409 and code in _CONFLICTS:
         return _CONFLICTS[code](message, **common)
     return _BY_STATUS.get(status, ApiError)(message, **common)

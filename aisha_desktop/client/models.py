@@ -129,3 +129,154 @@ class Page:
     limit: int | None
     offset: int | None
     total: int | None  # only when asked for (include_total=True)
+
+
+# -- sync ---------------------------------------------------------------------------------
+
+
+def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row of a pull page: `op` is "upsert" (with `data`, the row as it is now) or
+    "delete" (the row is gone or left the caller's scope)."""
+
+    entity_type: str
+    id: str
+    op: str
+    version: int | None
+    seq: int
+    data: dict[str, Any] | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Change:
+        op = _text(data, "op")
+        if (
+            op not in ("upsert", "delete")
+            or not _text(data, "entity_type")
+            or not _text(data, "id")
+        ):
+            raise ValueError(f"not a sync change: {dict(data)!r}")
+        row = _mapping(data, "data")
+        if op == "upsert" and row is None:
+            raise ValueError("an upsert change carries no data")
+        return cls(
+            entity_type=_text(data, "entity_type"),
+            id=_text(data, "id"),
+            op=op,
+            version=optional_int(data, "version"),
+            seq=optional_int(data, "seq") or 0,
+            data=row,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesPage:
+    """`GET /api/sync/changes`: the page's changes and the cursor to ask from next.  A
+    `snapshot` page belongs to a snapshot; the last one (`has_more` false) ends it."""
+
+    changes: list[Change]
+    cursor: str
+    has_more: bool
+    snapshot: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MutationError:
+    code: str
+    message: str
+    details: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConflict:
+    """A field the server kept its own value of when a pushed edit clashed with it
+    (`field` "_deleted": the record was deleted; `client_value` holds the edit's fields)."""
+
+    id: str
+    entity_type: str
+    record_id: str
+    field: str
+    server_value: Any
+    client_value: Any
+    base_version: int | None
+    server_version: int | None
+    server_changed_by: str | None
+    server_changed_at: datetime | None
+    mutation_id: str | None
+    created_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
+    record: dict[str, Any] | None = None  # after a resolution: the record as it is now
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SyncConflict:
+        return cls(
+            id=_text(data, "id"),
+            entity_type=_text(data, "entity_type"),
+            record_id=_text(data, "record_id") or _text(data, "id"),
+            field=_text(data, "field"),
+            server_value=data.get("server_value"),
+            client_value=data.get("client_value"),
+            base_version=optional_int(data, "base_version"),
+            server_version=optional_int(data, "server_version"),
+            server_changed_by=optional_text(data, "server_changed_by"),
+            server_changed_at=parse_time(data, "server_changed_at"),
+            mutation_id=optional_text(data, "mutation_id"),
+            created_at=parse_time(data, "created_at"),
+            resolved_at=parse_time(data, "resolved_at"),
+            resolution=optional_text(data, "resolution"),
+            record=_mapping(data, "record"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """The outcome of one pushed mutation: "applied", "conflict" (the other fields applied;
+    `conflicts` lists the ones the server kept) or "rejected" (`error` says why)."""
+
+    mutation_id: str
+    status: str
+    entity_type: str
+    id: str
+    version: int | None
+    record: dict[str, Any] | None
+    conflicts: list[SyncConflict]
+    error: MutationError | None
+    replayed: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PushResult:
+        status = _text(data, "status")
+        if status not in ("applied", "conflict", "rejected") or not _text(data, "mutation_id"):
+            raise ValueError(f"not a push result: {dict(data)!r}")
+        raw_error = data.get("error")
+        error = (
+            MutationError(
+                code=_text(raw_error, "code") or "rejected",
+                message=_text(raw_error, "message"),
+                details=raw_error.get("details"),
+            )
+            if isinstance(raw_error, Mapping)
+            else None
+        )
+        raw_conflicts = data.get("conflicts")
+        conflicts = (
+            [SyncConflict.from_json(c) for c in raw_conflicts if isinstance(c, Mapping)]
+            if isinstance(raw_conflicts, list)
+            else []
+        )
+        return cls(
+            mutation_id=_text(data, "mutation_id"),
+            status=status,
+            entity_type=_text(data, "entity_type"),
+            id=_text(data, "id"),
+            version=optional_int(data, "version"),
+            record=_mapping(data, "record"),
+            conflicts=conflicts,
+            error=error,
+            replayed=data.get("replayed") is True,
+        )
