@@ -126,13 +126,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
-    # A 64 MiB page cache per connection (the default is 2 MiB): a bulk import touches a dozen
-    # index B-trees at random places, and with the small cache most of those pages are evicted
-    # and read back (from the OS cache) between rows.  Measured with tests/bench/bench_import.py
-    # (100k contacts, 12 indexes): see docs/BENCHMARKS.md.  Pages are only allocated as used.
-    cursor.execute("PRAGMA cache_size=-65536")
-    # sorts and temporary indexes of large statements in memory instead of temp files
-    cursor.execute("PRAGMA temp_store=MEMORY")
+    # The page cache stays at SQLite's default (2 MiB) on every connection: with a larger one
+    # each of the readers keeps up to that much of whatever it read (an export of 1M rows filled
+    # 64 MiB per reader).  Bulk imports enlarge the writer's cache themselves
+    # (services/record_io.insert_records).
     cursor.close()
 
 
