@@ -255,17 +255,18 @@ class PostgresDatabase(Database):
         def body(session: Session) -> T:
             if actor is not None:
                 changelog.attribute(session, actor)
-            if not write:
-                # must precede every other statement of the transaction
-                session.execute(text("SET TRANSACTION READ ONLY"))
+            # one round trip: the tenant, the RLS bypass and (reads) a read-only transaction
+            # (PostgreSQL lets a transaction turn read-only at any point)
             session.execute(
                 text(
                     "SELECT set_config('app.tenant_id', :tenant, true),"
-                    " set_config('app.bypass_rls', :bypass, true)"
+                    " set_config('app.bypass_rls', :bypass, true),"
+                    " set_config('transaction_read_only', :read_only, true)"
                 ),
                 {
                     "tenant": str(ctx.tenant_id) if ctx.tenant_id else "",
                     "bypass": "on" if ctx.scope is Scope.SYSTEM else "off",
+                    "read_only": "off" if write else "on",
                 },
             )
             return fn(session)

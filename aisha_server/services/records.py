@@ -25,8 +25,11 @@ from typing import Any, TypeVar
 import orjson
 import phonenumbers
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Select,
+    String,
+    Uuid,
     and_,
     exists,
     func,
@@ -41,7 +44,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from aisha_server.auth.authorize import allows
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability, DataScope
-from aisha_server.db.base import utcnow
+from aisha_server.db.base import UTCDateTime, utcnow
 from aisha_server.db.changelog import ChangeContext
 from aisha_server.db.models import Account, Activity, Contact, Lead, Note, Opportunity, Tenant
 from aisha_server.db.models.crm import Record
@@ -374,7 +377,7 @@ def list_statement(
             )
 
     keyset = not model.__table__.c[sort_name].nullable
-    query: Select[Any] = select(model).where(*conditions)
+    query: Select[Any] = select(*list_columns(spec, dialect)).where(*conditions)
     if params.cursor is not None:
         if not keyset:
             raise BadRequest(
@@ -516,6 +519,89 @@ def record_view(spec: EntitySpec, row: Record) -> dict[str, Any]:
             converted_account_id=row.converted_account_id,
         )
     return out
+
+
+def _view_names(spec: EntitySpec) -> list[str]:
+    names = ["id", "tenant_id", *spec.writable, *spec.phones.values(), "version", "created_at",
+             "updated_at", "deleted_at"]  # fmt: skip
+    if spec.model is Lead:
+        names += ["converted_at", "converted_contact_id", "converted_account_id"]
+    return names
+
+
+def list_columns(spec: EntitySpec, dialect: str) -> list[ColumnElement[Any]]:
+    """The columns a list selects, in `_view_names` order.  On SQLite, UUID, timestamp and
+    JSON columns come back as their stored text (no per-value UUID, regex or JSON parsing):
+    `row_viewer` turns that text into exactly what record_view's JSON shows."""
+    key = (spec.name, dialect)
+    cached = _COLUMNS.get(key)
+    if cached is None:
+        table = spec.model.__table__
+        cached = []
+        for name in _view_names(spec):
+            column = table.c[name]
+            if dialect == "sqlite" and isinstance(column.type, Uuid | UTCDateTime | JSON):
+                cached.append(type_coerce(column, String()).label(name))
+            else:
+                cached.append(column)
+        _COLUMNS[key] = cached
+    return list(cached)
+
+
+_COLUMNS: dict[tuple[str, str], list[ColumnElement[Any]]] = {}
+
+
+def _uuid_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+
+
+def _timestamp_text(value: str | None) -> str | None:
+    """'2026-11-25 20:10:00.123456' (SQLite storage, UTC) -> the API's ISO form."""
+    if value is None:
+        return None
+    date_part, _, time_part = value.partition(" ")
+    clock, _, fraction = time_part.partition(".")
+    if fraction.strip("0"):
+        return f"{date_part}T{clock}.{fraction}+00:00"
+    return f"{date_part}T{clock}+00:00"
+
+
+def _json_text(value: str | None) -> Any:
+    return None if value is None else orjson.Fragment(value)
+
+
+def row_viewer(spec: EntitySpec, dialect: str) -> Callable[[Any], dict[str, Any]]:
+    """record_view for a result row of `list_statement` (column name -> value)."""
+    key = (spec.name, dialect)
+    cached = _VIEWERS.get(key)
+    if cached is not None:
+        return cached
+    names = _view_names(spec)
+    table = spec.model.__table__
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    if dialect == "sqlite":
+        for index, name in enumerate(names):
+            kind = table.c[name].type
+            if isinstance(kind, Uuid):
+                converters.append((index, _uuid_text))
+            elif isinstance(kind, UTCDateTime):
+                converters.append((index, _timestamp_text))
+            elif isinstance(kind, JSON):
+                converters.append((index, _json_text))
+
+    def convert(row: Sequence[Any]) -> dict[str, Any]:
+        values = list(row)
+        for index, function in converters:
+            values[index] = function(values[index])
+        return dict(zip(names, values, strict=True))
+
+    _VIEWERS[key] = convert
+    return convert
+
+
+_VIEWERS: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {}
 
 
 # -- the service --------------------------------------------------------------------------
@@ -868,6 +954,7 @@ class RecordService:
         keyset = not spec.model.__table__.c[sort_name].nullable
 
         prefix_words = params.match == "prefix" and bool(search.words(params.q))
+        view = row_viewer(spec, dialect)
 
         def read(session: Session) -> RecordPage:
             query = statement
@@ -890,18 +977,19 @@ class RecordService:
                     spec, tenant_id, scope, params, definitions, dialect,
                     region=region, candidates=few,
                 )  # fmt: skip
-            rows = list(session.scalars(query).all())
+            # plain rows, not ORM objects: a page is read-only, and building 50 identity-
+            # mapped instances costs ten times the query
+            rows = session.connection().execute(query).all()
             more = len(rows) > limit
-            rows = rows[:limit]
+            items = [view(r) for r in rows[:limit]]
             next_cursor = (
-                _encode_cursor([_plain(getattr(rows[-1], sort_name)), str(rows[-1].id)])
-                if more and rows and keyset
+                _encode_cursor([_plain(items[-1][sort_name]), str(items[-1]["id"])])
+                if more and items and keyset
                 else None
             )
             total = -1
             if params.include_total:
                 total = int(session.scalar(count_statement(statement)) or 0)
-            items = [record_view(spec, r) for r in rows]
             return RecordPage(Page(items, total, limit, params.offset), next_cursor)
 
         return await self._db.run(read, tenant_id=tenant_id, write=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from aisha_server.db.models import Contact, Tenant
@@ -87,3 +87,18 @@ async def test_reads_see_committed_writes(client: Any, db: Any) -> None:
     tenant = await make_tenant(client.app, "Visible Co")
     name = await db.run(lambda s: s.get(Tenant, tenant.id).name, system=True, write=False)
     assert name == "Visible Co"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_read_units_cannot_write(client: Any, db: Any, backend: str) -> None:
+    tenant = await make_tenant(client.app)
+
+    def sneak(session: Session) -> None:
+        session.execute(
+            text("INSERT INTO contacts (id, tenant_id, first_name) VALUES (:id, :t, 'Sneak')"),
+            {"id": uuid.uuid4(), "t": tenant.id},
+        )
+
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        await db.run(sneak, tenant_id=tenant.id, write=False)
+    await db.run(sneak, tenant_id=tenant.id)  # a write unit may

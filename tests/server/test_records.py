@@ -418,3 +418,25 @@ async def test_lists_filter_on_custom_fields(client: Any, team: Team) -> None:
     for bad in ("cf.nope=1", "cf.vip=yes", "cf.source=Radio", "colour=red", "cf.=1"):
         resp = await client.get(f"/api/contacts?{bad}", headers=team.admin)
         assert resp.status == 422, (bad, await resp.json())
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+async def test_list_items_equal_the_record_as_read_alone(
+    client: Any, team: Team, entity: str
+) -> None:
+    """Lists read plain rows (stored text on SQLite) and must show every field exactly as a
+    GET of the record does: ids, timestamps, JSON documents, money, dates, links."""
+    extra: dict[str, Any] = {"metadata": {"source": "fair", "n": [1, 2.5, None]}}
+    if entity in ("accounts", "contacts", "leads"):
+        extra["tags"] = ["vip", "émigré"]
+    if entity == "opportunities":
+        extra.update(close_date="2026-12-31", amount="1234.50")
+    if entity == "activities":
+        extra.update(due_date="2026-12-01T09:30:00.250000+00:00")
+    record = await create(client, entity, team.admin, **extra)
+    await client.delete(f"/api/{entity}/{record['id']}", headers=team.admin)
+    await client.post(f"/api/{entity}/{record['id']}/restore", headers=team.admin)
+    alone = await (await client.get(f"/api/{entity}/{record['id']}", headers=team.admin)).json()
+    listed = await (await client.get(f"/api/{entity}", headers=team.admin)).json()
+    [item] = [i for i in listed["data"] if i["id"] == record["id"]]
+    assert item == alone["data"]
