@@ -73,6 +73,8 @@ CHUNK = 500  # ids per IN (...) lookup
 PARALLEL_MIN_ROWS = 2_000
 PARALLEL_CHUNK = 5_000
 LIST_SEPARATOR = ";"  # tags and multiselect values inside one CSV cell
+# where an import column's cells go: a field, a list field (tags), a custom field, a multiselect
+_PLAIN, _LIST, _CUSTOM, _CUSTOM_LIST = range(4)
 # writable fields a CSV column may not name (JSON documents; custom fields go by `cf.<name>`)
 NOT_MAPPABLE = ("metadata", "custom_fields")
 
@@ -223,7 +225,14 @@ def new_ids(count: int) -> list[uuid.UUID]:
     ascending order: a batch then fills the primary-key index in order instead of at random
     places (the ids are as random as ever; only the order they are handed out in is sorted)."""
     pool = os.urandom(16 * count)
-    return sorted(uuid.UUID(bytes=pool[i : i + 16], version=4) for i in range(0, 16 * count, 16))
+    # the bits `uuid.UUID(..., version=4)` sets (RFC 4122 variant, version 4), on plain ints,
+    # which sort in C (UUID objects compare through a Python method)
+    keep = ~((0xC000 << 48) | (0xF000 << 64))
+    mark = (0x8000 << 48) | (4 << 76)
+    ints = sorted(
+        int.from_bytes(pool[i : i + 16], "big") & keep | mark for i in range(0, 16 * count, 16)
+    )
+    return [uuid.UUID(int=n) for n in ints]
 
 
 # -- CSV formula injection (OWASP "CSV Injection") ---------------------------------------------
@@ -621,35 +630,47 @@ class RecordIOService:
         may_own_others = actor.can(Capability.EDIT_ALL_RECORDS)
         unescape = options.formula_unescape
 
-        # parse every row's cells into typed values (no database needed)
+        # parse every row's cells into typed values (no database needed); per column: where
+        # its value goes (the id column only ever serves as the match key)
+        plan: list[tuple[int, str, int]] = []
+        for index, target in columns.items():
+            if target.startswith("cf."):
+                name = target[3:]
+                plan.append((index, name, _CUSTOM_LIST if name in multi else _CUSTOM))
+            elif target != "id":
+                plan.append((index, target, _LIST if target in list_fields else _PLAIN))
+        key_index = next((i for i, t in columns.items() if t == match), None)
+        width = len(header)
         rows: list[_Row] = []
         for number, cells in raw_rows:
             result = RowResult(number, "error")
             values: dict[str, Any] = {}
             custom: dict[str, Any] = {}
+            count = len(cells)
+            for index, name, kind in plan:
+                if index >= count:
+                    continue
+                cell = cells[index].strip()
+                if not cell:
+                    continue
+                # (unescaping never empties a cell: it drops a quote before a formula only)
+                if unescape and cell[0] == "'":
+                    cell = unescape_formula(cell)
+                if kind == _PLAIN:
+                    values[name] = cell
+                elif kind == _CUSTOM:
+                    custom[name] = cell
+                else:
+                    items = [v.strip() for v in cell.split(LIST_SEPARATOR) if v.strip()]
+                    (values if kind == _LIST else custom)[name] = items
             key: Any = None
-            for index, target in columns.items():
-                cell = cells[index].strip() if index < len(cells) else ""
+            if key_index is not None and key_index < count:
+                cell = cells[key_index].strip()
                 if unescape and cell[:1] == "'":
                     cell = unescape_formula(cell)
-                if target == match:
-                    key = cell or None
-                if cell == "":
-                    continue
-                if target.startswith("cf."):
-                    name = target[3:]
-                    custom[name] = (
-                        [v.strip() for v in cell.split(LIST_SEPARATOR) if v.strip()]
-                        if name in multi
-                        else cell
-                    )
-                elif target in list_fields:
-                    values[target] = [v.strip() for v in cell.split(LIST_SEPARATOR) if v.strip()]
-                else:
-                    values[target] = cell
-            if len(cells) > len(header):
+                key = cell or None
+            if count > width:
                 result.errors.append({"field": "row", "message": "more cells than the header"})
-            values.pop("id", None)
             if match == "id" and key is not None:
                 try:
                     key = uuid.UUID(key)

@@ -199,3 +199,17 @@ async def test_the_pool_starts_on_demand_and_stops_with_the_app(settings: Settin
     assert pool.executor() is None  # shut down for good
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_new_ids_are_random_version_4_uuids_in_ascending_order() -> None:
+    ids = record_io.new_ids(5_000)
+    assert ids == sorted(ids) and len(set(ids)) == 5_000
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
+    # every other bit varies (128 - 6 fixed bits): the OR of all ids, version/variant cleared
+    seen = 0
+    for u in ids:
+        seen |= u.int
+    assert seen & ~((0xF000 << 64) | (0xC000 << 48)) == (1 << 128) - 1 & ~(
+        (0xF000 << 64) | (0xC000 << 48)
+    )
+    assert record_io.new_ids(0) == []
