@@ -28,7 +28,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -829,7 +829,7 @@ class Replica:
                 if key in seen:
                     break
                 seen.add(key)
-                batch.append(entry)
+                batch.append(replace(entry, sent=True, attempts=entry.attempts + 1))
             db.executemany(
                 "UPDATE outbox SET sent = 1, attempts = attempts + 1 WHERE seq = ?",
                 [(e.seq,) for e in batch],
@@ -859,6 +859,10 @@ class Replica:
                 exists = db.execute("DELETE FROM outbox WHERE seq = ?", (entry.seq,)).rowcount
                 if not exists:
                     continue  # settled already (a concurrent apply of the same results)
+                if entry.entity not in RECORD_ENTITIES:  # no row here to settle
+                    if result.status == "rejected":
+                        self._reject(db, entry, result)
+                    continue
                 touched.add(entry.entity)
                 current = self._current(db, entry.entity, entry.record_id)
                 base, version = (current[0], current[1]) if current is not None else (None, None)

