@@ -185,8 +185,9 @@ async def _flush_key_usage(gate: AuthGate, interval: float = 30.0) -> None:
             log.exception("could not record API key usage")
 
 
-async def _prune_sync(app: web.Application, interval: float = 6 * 3600.0) -> None:
-    """Drops sync history older than the retention, at start and every few hours."""
+async def _maintain(app: web.Application, interval: float = 6 * 3600.0) -> None:
+    """At start and every few hours: drop sync history older than the retention and refresh
+    the query planner's statistics (SQLite)."""
     while True:
         try:
             removed = await app[keys.SYNC_SERVICE].prune()
@@ -194,6 +195,10 @@ async def _prune_sync(app: web.Application, interval: float = 6 * 3600.0) -> Non
                 log.info("pruned %d sync changes past retention", removed)
         except Exception:
             log.exception("could not prune the sync change log")
+        try:
+            await app[keys.DB].analyze()
+        except Exception:
+            log.exception("could not refresh the database statistics")
         await asyncio.sleep(interval)
 
 
@@ -234,7 +239,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
     )
     usage = asyncio.create_task(_flush_key_usage(app[keys.AUTH_GATE]), name="aisha-key-usage")
-    prune = asyncio.create_task(_prune_sync(app), name="aisha-sync-prune")
+    prune = asyncio.create_task(_maintain(app), name="aisha-maintenance")
     listener = await _listen_for_changes(app)
     try:
         yield

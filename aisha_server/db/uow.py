@@ -97,6 +97,9 @@ class Database:
     def pool_status(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    async def analyze(self) -> None:
+        """Refresh the query planner's statistics (PostgreSQL: autovacuum does it)."""
+
     @staticmethod
     def _context(tenant_id: uuid.UUID | None, system: bool) -> TxContext:
         if system:
@@ -205,6 +208,19 @@ class SQLiteDatabase(Database):
             return loop.time() - start
 
         return await self.run(probe, system=True, write=False)
+
+    async def analyze(self) -> None:
+        """ANALYZE with bounded sampling (a few hundred ms on a million rows).  Without
+        statistics SQLite plans a search by walking the whole tenant in sort order instead of
+        reading the matches from the search indexes (20 ms vs 0.2 ms at 10k rows)."""
+
+        def work() -> None:
+            with self.writer_engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, work)
 
     def pool_status(self) -> dict[str, Any]:
         return {

@@ -78,8 +78,6 @@ RELATED_TYPES: dict[str, type[Any]] = {
     "opportunity": Opportunity,
 }
 MAX_LIMIT = 500
-# a prefix search matching fewer rows than this reads them from the search indexes (SQLite)
-SEARCH_CANDIDATES = 1000
 DEFAULT_REGION = "US"  # phones are read in this region when the tenant names none
 
 
@@ -339,15 +337,12 @@ def list_statement(
     dialect: str,
     *,
     region: str = DEFAULT_REGION,
-    candidates: bool = False,
 ) -> Select[Any]:
     """The SELECT a record list runs: tenant, tombstones, data scope (`scope`, from
     RecordService._scope), filters, custom-field filters (`definitions`: the entity's live
     custom fields by name), `q`, keyset cursor, order and `limit + 1` rows (one more tells
     whether a next page exists).  Raises Invalid/BadRequest for parameters it cannot honour.
-    `candidates` (SQLite, prefix search): read the rows from the search indexes
-    (search.candidates) instead of scanning the tenant in sort order — the better plan when
-    few rows match.  Pure: benchmarks run the very same statement through a bare handler."""
+    Pure: benchmarks run the very same statement through a bare handler."""
     model = spec.model
     descending = params.sort.startswith("-")
     sort_name = params.sort.lstrip("-+")
@@ -362,19 +357,6 @@ def list_statement(
     conditions = list_conditions(
         spec, tenant_id, scope, params, definitions, dialect, region=region
     )
-    if candidates and params.match == "prefix":
-        rows = search.candidates(
-            model, spec.prefix_search, dict(spec.phones), params.q, dialect, region, tenant_id
-        )
-        if rows is not None:
-            table = model.__tablename__
-            conditions.append(literal_column(f"{table}.rowid").in_(rows))
-            # `+tenant_id` (same test, no index): otherwise the planner walks the tenant's
-            # (tenant_id, updated_at) index and probes the candidates row by row
-            conditions[0] = (
-                type_coerce(literal_column(f"+{table}.tenant_id"), model.tenant_id.type)
-                == tenant_id
-            )
 
     keyset = not model.__table__.c[sort_name].nullable
     query: Select[Any] = select(*list_columns(spec, dialect)).where(*conditions)
@@ -953,29 +935,14 @@ class RecordService:
         sort_name = params.sort.lstrip("-+")
         keyset = not spec.model.__table__.c[sort_name].nullable
 
-        prefix_words = params.match == "prefix" and bool(search.words(params.q))
         view = row_viewer(spec, dialect)
 
         def read(session: Session) -> RecordPage:
             query = statement
-            region = tenant_region(session, tenant_id) if phone_search else DEFAULT_REGION
-            few = False
-            if dialect == "sqlite" and prefix_words:
-                # few matches: read them from the search indexes; many: walk the tenant in
-                # sort order, which finds a page of them after a few rows
-                found = search.candidates(
-                    spec.model, spec.prefix_search, dict(spec.phones), params.q, dialect,
-                    region, tenant_id,
-                )  # fmt: skip
-                if found is not None:
-                    probe = select(func.count()).select_from(
-                        found.limit(SEARCH_CANDIDATES).subquery()
-                    )
-                    few = int(session.scalar(probe) or 0) < SEARCH_CANDIDATES
-            if phone_search or few:
+            if phone_search:  # phone prefixes depend on the tenant's country
                 query = list_statement(
                     spec, tenant_id, scope, params, definitions, dialect,
-                    region=region, candidates=few,
+                    region=tenant_region(session, tenant_id),
                 )  # fmt: skip
             # plain rows, not ORM objects: a page is read-only, and building 50 identity-
             # mapped instances costs ten times the query

@@ -32,17 +32,11 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     and_,
     false,
     func,
-    intersect,
-    literal_column,
     or_,
-    select,
-    union,
 )
-from sqlalchemy.sql.elements import ColumnClause
 
 MAX_WORDS = 6
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -133,39 +127,6 @@ def _word_matches(
         else:
             either.append(_starts_with(func.lower(getattr(model, column)), folded, dialect))
     return either
-
-
-def candidates(
-    model: type[Any],
-    columns: Sequence[str],
-    phones: dict[str, str],
-    q: str | None,
-    dialect: str,
-    region: str,
-    tenant_id: Any,
-) -> CompoundSelect[Any] | None:
-    """SQLite, prefix mode: the rowids of the tenant's rows every word of the query starts a
-    value of: per word a UNION of one index range per column, INTERSECTed across words.  SQLite's planner does not turn an OR
-    of ranges into index lookups without statistics (it scans the tenant in sort order and
-    tests every row), so the list reads these candidates instead when they are few."""
-    found = words(q)
-    if dialect != "sqlite" or not found:
-        return None
-    rowid: ColumnClause[Any] = literal_column(f"{model.__tablename__}.rowid")
-    per_word = []
-    for word in found:
-        ranges = _word_matches(model, columns, phones, word, "prefix", dialect, region)
-        if not ranges:
-            return None
-        per_word.append(
-            union(
-                *(select(rowid.label("rid")).where(model.tenant_id == tenant_id, r) for r in ranges)
-            )
-        )
-    if len(per_word) == 1:
-        return per_word[0]
-    # SQLite takes no parenthesised compound operands: each word's UNION becomes a subquery
-    return intersect(*(select(u.subquery().c[0]) for u in per_word))
 
 
 def conditions(

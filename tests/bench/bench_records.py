@@ -516,10 +516,12 @@ def serve_floor(database_url: str, dialect: str) -> None:
         _encode_cursor,
         _plain,
         list_statement,
+        row_viewer,
     )
 
     spec = SPECS["contacts"]
     engine = create_async_engine(database_url)
+    view = row_viewer(spec, dialect)  # the statement's rows -> the API's JSON, as the service does
 
     def default(value: Any) -> Any:
         return str(value)  # Decimal; UUID and datetime are native to orjson
@@ -539,10 +541,10 @@ def serve_floor(database_url: str, dialect: str) -> None:
         except (KeyError, ValueError) as exc:
             return web.json_response({"status": "error", "message": str(exc)}, status=400)
         async with engine.connect() as conn:
-            rows = (await conn.execute(statement)).mappings().all()
+            rows = (await conn.execute(statement)).all()
         limit = max(1, min(params.limit, 500))
         more = len(rows) > limit
-        items = [dict(r) for r in rows[:limit]]
+        items = [view(r) for r in rows[:limit]]
         next_cursor = (
             _encode_cursor([_plain(items[-1]["updated_at"]), str(items[-1]["id"])])
             if more and items

@@ -102,3 +102,20 @@ async def test_read_units_cannot_write(client: Any, db: Any, backend: str) -> No
     with pytest.raises(DBAPIError, match="read-only transaction"):
         await db.run(sneak, tenant_id=tenant.id, write=False)
     await db.run(sneak, tenant_id=tenant.id)  # a write unit may
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_analyze_gives_the_planner_statistics(client: Any, db: Any, backend: str) -> None:
+    tenant = await make_tenant(client.app)
+
+    def fill(session: Session) -> None:
+        session.add_all(Contact(tenant_id=tenant.id, first_name=f"N{i}") for i in range(50))
+
+    await db.run(fill, tenant_id=tenant.id)
+    await db.analyze()
+    stats = await db.run(
+        lambda s: s.execute(text("SELECT idx FROM sqlite_stat1 WHERE tbl = 'contacts'")).all(),
+        system=True,
+        write=False,
+    )
+    assert {"ix_contacts_search_last_name", "ix_contacts_tenant_updated"} <= {r[0] for r in stats}
