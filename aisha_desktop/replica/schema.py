@@ -31,6 +31,19 @@ SEARCH_FIELDS: dict[str, tuple[str, ...]] = {
     "notes": ("title", "content"),
 }
 
+# The columns with an index: sorts, and filters that pick few rows.  Filters on columns with
+# few distinct values (status, type, stage...) scan a sort index instead; every index costs
+# the initial sync time.
+INDEXED_COMMON = ("updated_at", "created_at", "owner_id", "assigned_to")
+INDEXED: dict[str, tuple[str, ...]] = {
+    "accounts": ("name", "email"),
+    "contacts": ("last_name", "email", "account_id"),
+    "leads": ("last_name", "email"),
+    "opportunities": ("name", "close_date", "account_id", "contact_id"),
+    "activities": ("subject", "due_date", "related_id"),
+    "notes": ("title", "related_id"),
+}
+
 RECORD_ENTITIES = tuple(ENTITY_COLUMNS)
 # Replicated read-only: the server's push takes records only.
 SETTINGS_ENTITIES = ("module_settings", "entity_labels", "custom_fields")
@@ -106,14 +119,14 @@ def _create_v1(db: sqlite3.Connection) -> None:
             f"{c} TEXT NOT NULL DEFAULT '' COLLATE NOCASE" for c in columns(entity)
         )
         # version/base: the server row (NULL while only created here); data: what views
-        # show (base overlaid with the outbox's pending edits); gen: the snapshot that last
-        # confirmed the row (a finished snapshot sweeps older ones)
+        # show (base overlaid with the outbox's pending edits; NULL when that is the base);
+        # gen: the snapshot that last confirmed the row (a finished one sweeps older ones)
         statements.append(
             f"""CREATE TABLE {name} (
                 id TEXT PRIMARY KEY,
                 version INTEGER,
                 base TEXT,
-                data TEXT NOT NULL,
+                data TEXT,
                 pending INTEGER NOT NULL DEFAULT 0,
                 hidden INTEGER NOT NULL DEFAULT 0,
                 gen INTEGER NOT NULL DEFAULT 0,
@@ -121,9 +134,8 @@ def _create_v1(db: sqlite3.Connection) -> None:
                 search TEXT NOT NULL DEFAULT ''
             )"""
         )
-        for column in columns(entity):
+        for column in (*INDEXED_COMMON, *INDEXED[entity]):
             statements.append(f"CREATE INDEX ix_{name}_{column} ON {name} ({column}, id)")
-        statements.append(f"CREATE INDEX ix_{name}_gen ON {name} (gen)")
     for statement in statements:
         db.execute(statement)
 

@@ -232,6 +232,7 @@ class Replica:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._durable = True
         self._db = self._connect()
         try:
             self._migrate()
@@ -261,6 +262,11 @@ class Replica:
             raise ReplicaError(f"{self.path}: cannot use write-ahead logging ({mode})")
         # the outbox holds edits that exist nowhere else: a commit survives a power cut
         db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA cache_size = -65536")  # 64 MiB: a snapshot touches every index
+        # fewer checkpoints while a snapshot streams in (each one syncs the database file)
+        db.execute("PRAGMA wal_autocheckpoint = 10000")
+        db.execute("PRAGMA journal_size_limit = 67108864")
+        db.execute("PRAGMA temp_store = MEMORY")
         return db
 
     def _migrate(self) -> None:
@@ -295,9 +301,15 @@ class Replica:
         self.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction.  `durable` ones (local edits, push results: facts that
+        exist nowhere else) are synced to disk at commit; pulled pages need not be: a page
+        lost to a power cut goes with its cursor, and is pulled again."""
         with self._lock:
             db = self._db
+            if durable != self._durable:
+                db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -354,7 +366,7 @@ class Replica:
     def get(self, entity: str, record_id: str) -> ReplicaRow | None:
         with self._read() as db:
             row = db.execute(
-                f"SELECT id, version, data, pending FROM {table(entity)} "
+                f"SELECT id, version, coalesce(data, base) AS data, pending FROM {table(entity)} "
                 "WHERE id = ? AND hidden = 0",
                 (str(record_id),),
             ).fetchone()
@@ -419,7 +431,8 @@ class Replica:
             params += [after[0], after[1]]
         direction = "DESC" if descending else "ASC"
         sql = (
-            f"SELECT id, version, data, pending, {column} AS sort_key FROM {name} "
+            f"SELECT id, version, coalesce(data, base) AS data, pending, {column} AS sort_key "
+            f"FROM {name} "
             f"WHERE {' AND '.join(where)} ORDER BY {column} {direction}, id {direction} "
             "LIMIT ? OFFSET ?"
         )
@@ -547,11 +560,14 @@ class Replica:
         hidden: bool,
         gen: int,
     ) -> tuple[Any, ...]:
+        base_text = None if base is None else dumps(base)
+        # `data` only when it differs from the base: most rows are stored once
+        shown_text = None if shown is base else dumps(shown)
         return (
             record_id,
             version,
-            None if base is None else dumps(base),
-            dumps(shown),
+            base_text,
+            shown_text if shown_text != base_text else None,
             int(pending),
             int(hidden),
             gen,
@@ -587,7 +603,8 @@ class Replica:
         self, db: sqlite3.Connection, entity: str, record_id: str
     ) -> tuple[dict[str, Any] | None, int | None, dict[str, Any], bool] | None:
         row = db.execute(
-            f"SELECT base, version, data, hidden FROM {table(entity)} WHERE id = ?",
+            f"SELECT base, version, coalesce(data, base) AS data, hidden FROM {table(entity)} "
+            "WHERE id = ?",
             (record_id,),
         ).fetchone()
         if row is None:
@@ -712,7 +729,7 @@ class Replica:
         touched.  Ignored (empty set) unless the replica is still at `since`, the cursor the
         page was asked from."""
         touched: set[str] = set()
-        with self._write() as db:
+        with self._write(durable=False) as db:
             if self._meta(db, "cursor") != since:
                 return touched
             gen = self._gen(db)

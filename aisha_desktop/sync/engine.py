@@ -312,23 +312,40 @@ class SyncEngine:
                 return  # stopping: the rest waits in the outbox
 
     async def _pull_all(self) -> None:
+        """Pull pages until the feed is drained.  The next page is asked for while the
+        current one is written (its cursor is known), so the server's time and the
+        replica's overlap."""
         resyncs = 0
-        while True:
-            since = await self._db(lambda: self.replica.cursor)
-            try:
-                page = await self.api.pull_changes(since, self.page_size)
-            except (ResyncRequired, ValidationError) as exc:
-                stale = isinstance(exc, ResyncRequired) or exc.code == "invalid_cursor"
-                if not stale or since is None or resyncs >= MAX_RESYNCS:
-                    raise
-                log.warning("sync cursor refused (%s): rebuilding from a snapshot", exc.code)
-                resyncs += 1
-                await self._db(self.replica.reset_for_resync)
-                continue
-            touched = await self._db(self.replica.apply_page, page, since)
-            self._changed(touched)
-            if not page.has_more or self._stopping.is_set():
-                return
+        since = await self._db(lambda: self.replica.cursor)
+        fetch = asyncio.ensure_future(self.api.pull_changes(since, self.page_size))
+        try:
+            while True:
+                try:
+                    page = await fetch
+                except (ResyncRequired, ValidationError) as exc:
+                    stale = isinstance(exc, ResyncRequired) or exc.code == "invalid_cursor"
+                    if not stale or since is None or resyncs >= MAX_RESYNCS:
+                        raise
+                    log.warning("sync cursor refused (%s): rebuilding from a snapshot", exc.code)
+                    resyncs += 1
+                    await self._db(self.replica.reset_for_resync)
+                    since = None
+                    fetch = asyncio.ensure_future(self.api.pull_changes(None, self.page_size))
+                    continue
+                more = page.has_more and not self._stopping.is_set()
+                if more:
+                    fetch = asyncio.ensure_future(
+                        self.api.pull_changes(page.cursor, self.page_size)
+                    )
+                touched = await self._db(self.replica.apply_page, page, since)
+                self._changed(touched)
+                if not more:
+                    return
+                since = page.cursor
+        finally:
+            if not fetch.done():
+                fetch.cancel()
+            await asyncio.gather(fetch, return_exceptions=True)
 
     # -- the loop --------------------------------------------------------------------------
     async def _run(self) -> None:
