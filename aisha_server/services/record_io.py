@@ -40,6 +40,7 @@ from sqlalchemy.util import await_only
 
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability
+from aisha_server.db import changelog
 from aisha_server.db.base import utcnow
 from aisha_server.db.models.crm import Record
 from aisha_server.db.uow import Database
@@ -1094,6 +1095,9 @@ class BoundRows:
     names: tuple[str, ...]  # column names, "id" first
     ids: list[uuid.UUID]
     values: list[tuple[Any, ...]]
+    # per row: its change-log entry's changes ({column: [None, value as JSON]}, as the ORM
+    # flush hook writes for a new object) and its scope (owner_id, assigned_to, department)
+    changes: list[tuple[dict[str, Any], tuple[Any, Any, Any]]]
 
 
 def dialect_key(dialect: Any) -> str:
@@ -1123,15 +1127,35 @@ def bind_rows(
         base.append(processor(value) if processor is not None else value)
     id_processor = processors[0]
     values = []
+    # the change log's view of a new row (changelog._collect): every set column but the
+    # bookkeeping ones, as JSON; the defaults' part is the same for every row
+    logged = [n for n in names if n not in changelog.SKIPPED]
+    base_changes = {
+        n: [None, changelog.plain(defaults[n])] for n in logged if defaults[n] not in (None, {}, [])
+    }
+    changes = []
     for new_id, row_values in zip(ids, rows, strict=True):
         row = base.copy()
         row[0] = id_processor(new_id) if id_processor is not None else new_id
+        row_changes = base_changes.copy()
         for name, value in row_values.items():
             i = position[name]
             processor = processors[i]
             row[i] = processor(value) if processor is not None else value
+            if name in changelog.SKIPPED:
+                continue
+            if value in (None, {}, []):
+                row_changes.pop(name, None)
+            else:
+                row_changes[name] = [None, changelog.plain(value)]
         values.append(tuple(row))
-    return BoundRows(dialect_key(dialect), names, ids, values)
+        scope = (
+            row_values.get("owner_id", defaults.get("owner_id")),
+            row_values.get("assigned_to", defaults.get("assigned_to")),
+            row_values.get("department", defaults.get("department")),
+        )
+        changes.append((row_changes, scope))
+    return BoundRows(dialect_key(dialect), names, ids, values, changes)
 
 
 def _fresh_dialect(key: str) -> Any:
@@ -1151,8 +1175,8 @@ def insert_records(
     `bind_rows`) in the session's transaction and return their new ids, in order.  Every
     record an import creates is written here.
 
-    The sync change log (next issue) attaches HERE, in the same transaction: the inserted ids,
-    `rows` and `now` are what a change entry needs.
+    The sync change log gets one entry per record here, in the same transaction (what the ORM
+    flush hook writes for a new object; `changelog.log_rows`).
 
     Straight to the driver: one `executemany` on SQLite; on PostgreSQL a binary COPY into a
     temporary staging table and one `INSERT ... SELECT` (COPY FROM cannot target a table under
@@ -1191,6 +1215,27 @@ def insert_records(
                 f' DROP TABLE "{stage}"'
             )
         )
+    # the sync change log, in the same transaction (raw writes pass no ORM flush hook)
+    entity = changelog.SYNCED[spec.model]
+    changelog.log_rows(
+        session,
+        (
+            {
+                "tenant_id": tenant_id,
+                "entity": entity,
+                "record_id": new_id,
+                "op": "upsert",
+                "version": 1,
+                "changes": row_changes,
+                "owner_id": owner_id,
+                "assigned_to": assigned_to,
+                "department": department,
+            }
+            for new_id, (row_changes, (owner_id, assigned_to, department)) in zip(
+                bound.ids, bound.changes, strict=True
+            )
+        ),
+    )
     return bound.ids
 
 

@@ -213,3 +213,56 @@ def test_new_ids_are_random_version_4_uuids_in_ascending_order() -> None:
         (0xF000 << 64) | (0xC000 << 48)
     )
     assert record_io.new_ids(0) == []
+
+
+async def test_imported_rows_are_in_the_sync_change_log_as_api_creates_are(
+    client: Any, team: Team
+) -> None:
+    from aisha_server.db.models.sync import SyncChange
+
+    await _segment_field(client, team.admin)
+    body = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+            "phone": "(212) 555-0100", "tags": ["vip", "new"], "lead_source": "web",
+            "custom_fields": {"segment": "mid"}}  # fmt: skip
+    resp = await client.post("/api/contacts", json=body, headers=team.admin)
+    assert resp.status == 201, await resp.json()
+    made = (await resp.json())["data"]["id"]
+    small = (
+        "first_name,last_name,email,phone,tags,lead_source,cf.segment\n"
+        "Ada,Lovelace,ada2@example.com,(212) 555-0100,vip;new,web,mid\n"
+    )
+    status, report = await upload(client, "contacts", small, team.admin)
+    assert status == 201, report
+    imported = report["data"]["rows"][0]["id"]
+    status, big = await upload(client, "contacts", mixed_file(2_500), team.admin, on_error="skip")
+    assert status == 201, big
+    created = big["data"]["totals"]["created"]
+
+    def entries(session: Session) -> tuple[dict[str, Any], dict[str, Any], int, list[int]]:
+        rows = {
+            str(c.record_id): c
+            for c in session.scalars(
+                select(SyncChange).where(SyncChange.tenant_id == team.tenant.id)
+            )
+        }
+
+        def view(c: SyncChange) -> dict[str, Any]:
+            changes = dict(c.changes)
+            changes.pop("email")
+            return {"op": c.op, "version": c.version, "changes": changes,
+                    "owner_id": c.owner_id, "department": c.department}  # fmt: skip
+
+        contacts = [c for c in rows.values() if c.entity == "contacts"]
+        return (
+            view(rows[made]),
+            view(rows[imported]),
+            len(contacts),
+            sorted(c.seq for c in rows.values()),
+        )
+
+    api_entry, import_entry, count, seqs = await client.app[keys.DB].run(
+        entries, tenant_id=team.tenant.id
+    )
+    assert import_entry == api_entry
+    assert count == 2 + created
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # numbered without gaps
