@@ -175,14 +175,19 @@ def merge_fields(into: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str
 
 
 def overlay(
-    record_id: str, base: Mapping[str, Any] | None, entries: Iterable[OutboxEntry]
+    record_id: str,
+    base: Mapping[str, Any] | None,
+    entries: Iterable[OutboxEntry],
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
-    """The row views show and whether it is hidden: `base` with the pending edits applied."""
+    """The row views show and whether it is hidden: `base` with the pending edits applied
+    (`defaults`: what the server will fill in on a create, shown until it did)."""
     shown = dict(base) if base is not None else None
     hidden = False
     for entry in entries:
         if entry.op == "create":
-            shown = merge_fields(shown or {"created_at": entry.created_at}, entry.fields)
+            start = shown or {"created_at": entry.created_at, **(defaults or {})}
+            shown = merge_fields(start, entry.fields)
             shown["id"] = record_id
         elif entry.op == "update" and shown is not None:
             shown = merge_fields(shown, entry.fields)
@@ -242,6 +247,10 @@ class Replica:
             raise
         self._closed = False
         self._upserts: dict[tuple[str, bool], str] = {}
+        with self._read() as db:
+            owner = self._meta(db, "user_id")
+        # the server makes the creating user a new record's owner: so do the shown rows
+        self._create_defaults = {"owner_id": owner} if owner else {}
 
     @classmethod
     def open(cls, data_dir: Path | str, server_url: str, tenant_id: str, user_id: str) -> Replica:
@@ -250,6 +259,7 @@ class Replica:
             for key, value in (("server_url", server_url), ("tenant_id", str(tenant_id)),
                                ("user_id", str(user_id))):  # fmt: skip
                 db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        replica._create_defaults = {"owner_id": str(user_id)}
         return replica
 
     def _connect(self) -> sqlite3.Connection:
@@ -587,7 +597,7 @@ class Replica:
         """Write a record row from its base and its outbox entries; None when nothing is
         left to show (the row is removed unless a pending delete keeps it hidden)."""
         entries = self._entries(db, entity, record_id)
-        shown, hidden = overlay(record_id, base, entries)
+        shown, hidden = overlay(record_id, base, entries, self._create_defaults)
         name = table(entity)
         if shown is None or (hidden and base is None):
             db.execute(f"DELETE FROM {name} WHERE id = ?", (record_id,))

@@ -396,3 +396,17 @@ def test_a_local_edit_moves_the_row_in_the_views(replica: Replica) -> None:
     assert replica.query("contacts", sort="last_name").rows[0].id == ids[2]
     assert replica.query("contacts", sort="-updated_at").rows[0].id == ids[2]  # edited now
     assert [r.id for r in replica.query("contacts", search="z@z").rows] == [ids[2]]
+
+
+def test_a_local_create_is_shown_owned_by_the_replica_user(tmp_path: Path) -> None:
+    user = new_id()
+    with Replica.open(tmp_path, "http://server", "tenant", user) as replica:
+        mine = replica.local_create("contacts", {"first_name": "Mine"})
+        given = replica.local_create("contacts", {"first_name": "Given", "owner_id": "other"})
+        assert mine["owner_id"] == user and given["owner_id"] == "other"
+        [row] = replica.query("contacts", filters={"owner_id": user}).rows
+        assert row.id == mine["id"]
+        # only shown: the server decides, so the push does not carry it
+        assert replica.outbox()[0].fields == {"first_name": "Mine"}
+    with Replica(replica_path(tmp_path, "http://server", "tenant", user)) as reopened:
+        assert reopened.local_create("notes", {"content": "x"})["owner_id"] == user
