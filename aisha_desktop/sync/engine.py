@@ -9,8 +9,9 @@ the stream's notifications, and every `poll_interval` while the stream is down.
 Failures: unreachable server, 5xx, 429 and garbled answers put the engine `offline` (or
 `error`) and it retries with exponential backoff and jitter; the stream's reconnection cuts
 the wait short, so it comes back online without anyone asking.  A push refused as a whole
-(4xx) is narrowed down by halving the batch until the one refused entry is stored as a
-rejection.  A login that ended (`SessionExpired`) parks the engine as `signed_out` until
+for its content (400, 413, 422) is narrowed down by halving the batch until the one refused
+entry is stored as a rejection; other refusals (403 on a read-only server...) keep the
+outbox and retry.  A login that ended (`SessionExpired`) parks the engine as `signed_out` until
 `kick()` after a new login.
 
 Replica calls run in a worker thread (`asyncio.to_thread`); each is one transaction, so
@@ -284,7 +285,9 @@ class SyncEngine:
             try:
                 results = await self.api.push(self.client_id, [e.mutation() for e in batch])
             except ApiError as exc:
-                if _retriable(exc) or isinstance(exc, AuthError) or exc.status == 429:
+                if not isinstance(exc, ValidationError) and exc.status != 413:
+                    # not about the push's content (read-only server, permissions, 5xx,
+                    # rate limit): the outbox waits, nothing is turned into a rejection
                     await self._db(self.replica.mark_failed, batch, str(exc))
                     raise
                 if len(batch) > 1:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from aisha_desktop.client import (
     ApiClient,
     AuthError,
+    Forbidden,
     MemoryTokenStore,
     OfflineError,
     ResyncRequired,
@@ -549,3 +550,23 @@ def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
         assert step / 2 <= delay <= step
     assert delays[-1] <= 30.0 and delays[0] <= 1.0
     assert len({round(backoff_delay(3, 1.0, 30.0, rng), 6) for _ in range(20)}) > 1
+
+
+async def test_a_read_only_server_keeps_the_outbox_instead_of_rejecting_it(
+    live: Live, team: Team
+) -> None:
+    engine = await live.engine(team.admin)
+    await engine.sync_now()
+    made = [await engine.create("accounts", {"name": f"Later {n}"}) for n in range(3)]
+    settings = live.app[keys.SETTINGS]
+    settings.PRODUCTION_READONLY = True  # the whole push is a 403 read_only
+    try:
+        with pytest.raises(Forbidden):
+            await engine.sync_now()
+        assert engine.replica.rejections() == [] and engine.replica.pending_count() == 3
+        assert all(shown(engine, "accounts", m["id"]) is not None for m in made)
+        assert "read-only" in (engine.replica.outbox()[0].last_error or "")
+    finally:
+        settings.PRODUCTION_READONLY = False
+    await engine.sync_now()
+    assert engine.replica.pending_count() == 0 and engine.replica.rejections() == []
