@@ -1134,6 +1134,7 @@ def bind_rows(
         n: [None, changelog.plain(defaults[n])] for n in logged if defaults[n] not in (None, {}, [])
     }
     changes = []
+    skipped, plain = changelog.SKIPPED, changelog.plain
     for new_id, row_values in zip(ids, rows, strict=True):
         row = base.copy()
         row[0] = id_processor(new_id) if id_processor is not None else new_id
@@ -1142,12 +1143,13 @@ def bind_rows(
             i = position[name]
             processor = processors[i]
             row[i] = processor(value) if processor is not None else value
-            if name in changelog.SKIPPED:
+            if name in skipped:
                 continue
-            if value in (None, {}, []):
+            # not set: None, {} or [] (as changelog._collect; no tuple of fresh {} and [] here)
+            if value is None or (not value and isinstance(value, dict | list)):
                 row_changes.pop(name, None)
             else:
-                row_changes[name] = [None, changelog.plain(value)]
+                row_changes[name] = [None, plain(value)]
         values.append(tuple(row))
         scope = (
             row_values.get("owner_id", defaults.get("owner_id")),
