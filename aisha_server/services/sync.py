@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,7 +59,9 @@ from aisha_server.services.records import (
     SPECS,
     RecordService,
     WriteContext,
+    list_columns,
     record_view,
+    row_viewer,
 )
 
 # what a snapshot sends first: definitions before the records that use them
@@ -273,18 +275,31 @@ class SyncService:
                 index, after = index + 1, None
                 continue
             model = MODELS[entity]
-            query = select(model).where(model.tenant_id == tenant_id)
+            room = limit - len(out)
             if entity in SPECS:
+                # records as plain rows (no ORM instances): snapshots move 100k rows
                 spec = SPECS[entity]
-                query = query.where(model.deleted_at.is_(None), *self._records._scope(spec, actor))
-            if after is not None:
-                query = query.where(model.id > after)
-            rows = session.scalars(query.order_by(model.id).limit(limit - len(out) + 1)).all()
-            more = len(rows) > limit - len(out)
-            rows = rows[: limit - len(out)]
-            out += [self._upsert(entity, row, cursor.seq) for row in rows]
+                query = select(*list_columns(spec, self._db.dialect)).where(
+                    model.tenant_id == tenant_id,
+                    model.deleted_at.is_(None),
+                    *self._records._scope(spec, actor),
+                )
+                if after is not None:
+                    query = query.where(model.id > after)
+                view = row_viewer(spec, self._db.dialect)
+                found = session.connection().execute(query.order_by(model.id).limit(room + 1))
+                views = [view(row) for row in found.all()]
+            else:
+                query = select(model).where(model.tenant_id == tenant_id)
+                if after is not None:
+                    query = query.where(model.id > after)
+                rows = session.scalars(query.order_by(model.id).limit(room + 1)).all()
+                views = [self._view(entity, row) for row in rows]
+            more = len(views) > room
+            views = views[:room]
+            out += [self._upsert_view(entity, v, cursor.seq) for v in views]
             if more:
-                after = rows[-1].id
+                after = uuid.UUID(str(views[-1]["id"]))
                 break
             index, after = index + 1, None
         if index >= len(ENTITY_ORDER):
@@ -302,13 +317,17 @@ class SyncService:
         return view
 
     def _upsert(self, entity: str, row: Any, seq: int) -> dict[str, Any]:
+        return self._upsert_view(entity, self._view(entity, row), seq)
+
+    @staticmethod
+    def _upsert_view(entity: str, view: dict[str, Any], seq: int) -> dict[str, Any]:
         return {
             "entity_type": entity,
-            "id": row.id,
+            "id": view["id"],
             "op": "upsert",
-            "version": row.version,
+            "version": view["version"],
             "seq": seq,
-            "data": self._view(entity, row),
+            "data": view,
         }
 
     def _log(
@@ -505,7 +524,9 @@ class SyncService:
         data = self._records.update_data(context, values, replace=False)
         conflicts: list[dict[str, Any]] = []
         if row.version != m.base_version:
-            changed = self._server_changes(session, tenant_id, m.entity, row.id, m.base_version)
+            changed = self._server_changes(
+                session, tenant_id, m.entity, row.id, m.base_version, client_id
+            )
             current = record_view(spec, row)
             for name in list(data):
                 if name == "custom_fields":
@@ -546,9 +567,16 @@ class SyncService:
 
     @staticmethod
     def _server_changes(
-        session: Session, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID, base: int
+        session: Session,
+        tenant_id: uuid.UUID,
+        entity: str,
+        record_id: uuid.UUID,
+        base: int,
+        client_id: str,
     ) -> dict[str, SyncChange]:
-        """Field -> the latest change after version `base` (custom fields per key)."""
+        """Field -> the latest change after version `base` (custom fields per key) made by
+        anyone but the pushing client: a client's own earlier pushes are not the server's
+        changes (its later edits build on them)."""
         found: dict[str, SyncChange] = {}
         for entry in session.scalars(
             select(SyncChange)
@@ -557,6 +585,7 @@ class SyncService:
                 SyncChange.entity == entity,
                 SyncChange.record_id == record_id,
                 SyncChange.version > base,
+                or_(SyncChange.client_id.is_(None), SyncChange.client_id != client_id),
             )
             .order_by(SyncChange.seq)
         ):

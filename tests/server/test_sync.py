@@ -464,3 +464,23 @@ async def test_a_reader_never_skips_a_change_that_commits_late(
     done.set()
     await reading
     assert seen == list(range(start + 1, start + 1 + 6 * 15))
+
+
+async def test_a_clients_own_earlier_pushes_are_not_conflicts(client: Any, team: Team) -> None:
+    record = await ok(await client.post("/api/contacts", json={"first_name": "Own"},
+                                        headers=team.admin), 201)  # fmt: skip
+    rid = record["id"]
+    # two edits of one field queued offline on version 1, pushed in two batches
+    first = await push(
+        client, team.admin, mutation("update", "contacts", rid, {"title": "A"}, base_version=1)
+    )
+    second = await push(
+        client, team.admin, mutation("update", "contacts", rid, {"title": "B"}, base_version=1)
+    )
+    assert first[0]["status"] == second[0]["status"] == "applied"
+    assert second[0]["record"]["title"] == "B"
+    # another client editing from version 1 does conflict with them
+    other = await push(client, team.admin,
+                       mutation("update", "contacts", rid, {"title": "C"}, base_version=1),
+                       client_id="desk-2")  # fmt: skip
+    assert other[0]["status"] == "conflict" and other[0]["record"]["title"] == "B"
