@@ -46,7 +46,16 @@ from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability, DataScope
 from aisha_server.db.base import UTCDateTime, utcnow
 from aisha_server.db.changelog import ChangeContext
-from aisha_server.db.models import Account, Activity, Contact, Lead, Note, Opportunity, Tenant
+from aisha_server.db.models import (
+    Account,
+    Activity,
+    Contact,
+    Lead,
+    Note,
+    Opportunity,
+    Tenant,
+    User,
+)
 from aisha_server.db.models.crm import Record
 from aisha_server.db.uow import Database
 from aisha_server.errors import (
@@ -716,6 +725,29 @@ class RecordService:
                 "Validation failed: " + ", ".join(p["field"] for p in problems), details=problems
             )
 
+    @staticmethod
+    def _check_people(
+        session: Session, tenant_id: uuid.UUID, values: Mapping[str, Any], actor: Principal
+    ) -> None:
+        """owner_id and assigned_to name live users of the tenant (or the actor itself: a
+        superadmin working in the tenant owns what it creates)."""
+        problems = []
+        for column in ("owner_id", "assigned_to"):
+            ref = values.get(column)
+            if ref is None or ref == actor.user_id:
+                continue
+            found = session.scalar(
+                select(User.id).where(
+                    User.id == ref, User.tenant_id == tenant_id, User.deleted_at.is_(None)
+                )
+            )
+            if found is None:
+                problems.append({"field": column, "message": "no such user in this tenant"})
+        if problems:
+            raise Invalid(
+                "Validation failed: " + ", ".join(p["field"] for p in problems), details=problems
+            )
+
     # the one mutation path --------------------------------------------------------------------
     @staticmethod
     def _mutate(session: Session, row: Record, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -898,6 +930,7 @@ class RecordService:
                 )
         if record_id is not None and session.get(spec.model, record_id) is not None:
             raise Conflict(f"A {spec.singular} with id {record_id} exists", code="id_taken")
+        self._check_people(session, tenant_id, data, actor)
         values = dict(data)
         if record_id is not None:
             values["id"] = record_id
@@ -1064,6 +1097,7 @@ class RecordService:
         ):
             raise PermissionDenied("Only administrators may change a record's owner")
         self._check_links(session, spec, tenant_id, {**record_view(spec, row), **changes})
+        self._check_people(session, tenant_id, changes, actor)
         _derive_phones(session, spec, tenant_id, changes)
         self._mutate(session, row, changes)
         return record_view(spec, row)

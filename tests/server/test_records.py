@@ -440,3 +440,22 @@ async def test_list_items_equal_the_record_as_read_alone(
     listed = await (await client.get(f"/api/{entity}", headers=team.admin)).json()
     [item] = [i for i in listed["data"] if i["id"] == record["id"]]
     assert item == alone["data"]
+
+
+async def test_owner_and_assignee_must_be_users_of_the_tenant(client: Any, team: Team) -> None:
+    outsider_user = await (await client.get("/api/auth/me", headers=team.outsider)).json()
+    for field, ref in (
+        ("owner_id", str(uuid.uuid4())),
+        ("assigned_to", str(uuid.uuid4())),
+        ("assigned_to", outsider_user["data"]["user"]["id"]),  # another tenant's user
+    ):
+        resp = await client.post("/api/contacts", json={"first_name": "X", field: ref},
+                                 headers=team.admin)  # fmt: skip
+        body = await resp.json()
+        assert resp.status == 422 and body["details"][0]["field"] == field, body
+    record = await create(client, "contacts", team.admin,
+                          assigned_to=str(team.employee_user.id))  # fmt: skip
+    resp = await client.patch(
+        f"/api/contacts/{record['id']}", json={"assigned_to": str(uuid.uuid4())}, headers=team.admin
+    )
+    assert resp.status == 422

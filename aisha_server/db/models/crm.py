@@ -51,6 +51,8 @@ def _scope_indexes(table: str) -> tuple[Index, ...]:
         Index(f"ix_{table}_tenant_owner", "tenant_id", "owner_id"),
         Index(f"ix_{table}_tenant_assigned", "tenant_id", "assigned_to"),
         Index(f"ix_{table}_tenant_department", "tenant_id", "department"),
+        # keyset walks by id inside a tenant: exports, sync snapshots
+        Index(f"ix_{table}_tenant_id_id", "tenant_id", "id"),
     )
 
 
