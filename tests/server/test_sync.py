@@ -484,3 +484,23 @@ async def test_a_clients_own_earlier_pushes_are_not_conflicts(client: Any, team:
                        mutation("update", "contacts", rid, {"title": "C"}, base_version=1),
                        client_id="desk-2")  # fmt: skip
     assert other[0]["status"] == "conflict" and other[0]["record"]["title"] == "B"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_the_stream_hears_writes_made_through_another_instance(
+    client: Any, team: Team, settings: Any, aiohttp_client: Any, backend: str
+) -> None:
+    """Two server instances on one PostgreSQL database: a client streaming from the first
+    hears about a write made through the second (LISTEN/NOTIFY)."""
+    from aisha_server.app import create_app
+
+    second = await aiohttp_client(create_app(settings))
+    try:
+        async with client.ws_connect("/api/sync/stream", headers=team.employee) as socket:
+            hello = await socket.receive_json(timeout=5)
+            await ok(await second.post("/api/accounts", json={"name": "Elsewhere"},
+                                       headers=team.admin), 201)  # fmt: skip
+            changed = await socket.receive_json(timeout=5)
+            assert changed["type"] == "changed" and changed["seq"] > hello["seq"]
+    finally:
+        await second.close()
