@@ -290,7 +290,9 @@ class SyncService:
                 found = session.connection().execute(query.order_by(model.id).limit(room + 1))
                 views = [view(row) for row in found.all()]
             else:
-                query = select(model).where(model.tenant_id == tenant_id)
+                query = select(model).where(
+                    model.tenant_id == tenant_id, model.deleted_at.is_(None)
+                )
                 if after is not None:
                     query = query.where(model.id > after)
                 rows = session.scalars(query.order_by(model.id).limit(room + 1)).all()
@@ -384,9 +386,9 @@ class SyncService:
         out: list[dict[str, Any]] = []
         for key, item in seen.items():
             row = current.get(key)
-            visible = row is not None
-            if row is not None and item.entity in SPECS:
-                visible = row.deleted_at is None and in_scope(actor, *_scope_fields(row))
+            visible = row is not None and row.deleted_at is None  # tombstones leave replicas
+            if row is not None and visible and item.entity in SPECS:
+                visible = in_scope(actor, *_scope_fields(row))
             if visible:
                 out.append(self._upsert(item.entity, row, item.seq))
             elif wide or item.entity not in SPECS or item.could_see:

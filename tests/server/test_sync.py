@@ -504,3 +504,16 @@ async def test_the_stream_hears_writes_made_through_another_instance(
             assert changed["type"] == "changed" and changed["seq"] > hello["seq"]
     finally:
         await second.close()
+
+
+async def test_reset_entity_labels_leave_replicas(client: Any, team: Team) -> None:
+    labels = {"labels": {"leads": {"plural": "Prospects", "singular": "Prospect"}}}
+    url = f"/api/entity-labels/{team.tenant.id}"
+    await ok(await client.put(url, json=labels, headers=team.admin))
+    state, cursor = await pull_all(client, team.admin)
+    [label] = [v for v in records(state, "entity_labels").values() if v["entity_key"] == "leads"]
+    await ok(await client.delete(url, headers=team.admin))
+    page = await ok(await client.get(f"/api/sync/changes?since={cursor}", headers=team.admin))
+    assert [(c["id"], c["op"]) for c in page["changes"]] == [(label["id"], "delete")]
+    fresh, _ = await pull_all(client, team.admin)
+    assert not records(fresh, "entity_labels")  # a new snapshot has no tombstones
