@@ -119,7 +119,8 @@ async def _read_import(request: web.Request, limit: int) -> tuple[bytes, dict[st
 
 def _export_query(spec: EntitySpec) -> type[BaseModel]:
     fields: dict[str, Any] = {
-        "q": (str | None, Field(None, max_length=200)),
+        "q": (str | None, Field(None, max_length=200, description="as on the list")),
+        "match": (Literal["prefix", "contains"], Field("prefix", description="as on the list")),
         "owner_id": (uuid.UUID | None, None),
         "assigned_to": (uuid.UUID | None, None),
         "tenant_id": (str | None, None),
@@ -211,6 +212,7 @@ def _mount(spec: EntitySpec) -> None:
         who = principal(request)
         params = ExportParams(
             q=query.q,
+            match=query.match,
             equals={f: getattr(query, f) for f in filters if getattr(query, f) is not None},
             owner_id=query.owner_id,
             assigned_to=query.assigned_to,

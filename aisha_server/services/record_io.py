@@ -56,9 +56,10 @@ from aisha_server.services.records import (
     RELATED_TYPES,
     SPECS,
     EntitySpec,
+    ListParams,
     RecordService,
     _empty,
-    _like_escape,
+    list_conditions,
     normalise_email,
     record_view,
     tenant_region,
@@ -147,6 +148,7 @@ class BulkResult:
 @dataclass(frozen=True)
 class ExportParams:
     q: str | None = None
+    match: str = "prefix"  # as on lists: "prefix" or "contains"
     equals: Mapping[str, Any] = field(default_factory=dict)
     owner_id: uuid.UUID | None = None
     assigned_to: uuid.UUID | None = None
@@ -1037,7 +1039,7 @@ class RecordIOService:
         short read each (the columns only, no ORM objects), so memory stays flat whatever the
         size of the export."""
         model = spec.model
-        conditions = _export_conditions(spec, actor, tenant_id, params)
+        conditions = _export_conditions(spec, actor, tenant_id, params, self._db.dialect)
         table = model.__table__
         selected = [table.c[name] for name in columns]
         if custom:
@@ -1270,29 +1272,20 @@ def _check_count(ids: Sequence[uuid.UUID]) -> None:
 
 
 def _export_conditions(
-    spec: EntitySpec, actor: Principal, tenant_id: uuid.UUID, params: ExportParams
+    spec: EntitySpec, actor: Principal, tenant_id: uuid.UUID, params: ExportParams, dialect: str
 ) -> list[ColumnElement[bool]]:
-    model = spec.model
-    conditions: list[ColumnElement[bool]] = [
-        model.tenant_id == tenant_id,
-        model.deleted_at.is_(None),
-        *RecordService._scope(spec, actor),
-    ]
-    for name, value in params.equals.items():
-        if name not in spec.filters:
-            raise Invalid(f"Cannot filter {spec.name} by {name!r}")
-        conditions.append(getattr(model, name) == value)
-    if params.owner_id is not None:
-        conditions.append(model.owner_id == params.owner_id)
-    if params.assigned_to is not None:
-        conditions.append(model.assigned_to == params.assigned_to)
-    term = (params.q or "").strip()
-    if term:
-        pattern = f"%{_like_escape(term.lower())}%"
-        conditions.append(
-            or_(*(func.lower(getattr(model, c)).like(pattern, escape="\\") for c in spec.search))
-        )
-    return conditions
+    """The rows an export writes: the same selection as a list with these parameters
+    (records.list_conditions: tenant, tombstones, data scope, filters, `q` and `match`)."""
+    selection = ListParams(
+        q=params.q,
+        match=params.match,
+        equals=params.equals,
+        owner_id=params.owner_id,
+        assigned_to=params.assigned_to,
+    )
+    return list_conditions(
+        spec, tenant_id, RecordService._scope(spec, actor), selection, {}, dialect
+    )
 
 
 def _cell(value: Any) -> str:

@@ -274,9 +274,6 @@ def _decode_cursor(cursor: str) -> list[Any]:
     return decoded
 
 
-_like_escape = search.like_escape  # kept for record_io
-
-
 def list_conditions(
     spec: EntitySpec,
     tenant_id: uuid.UUID,

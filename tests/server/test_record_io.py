@@ -311,7 +311,8 @@ async def test_export_matches_the_list(client: Any, team: Team) -> None:
     assert status == 201
     # an employee's own record, and an odd value that needs quoting
     await upload(client, "contacts", 'first_name,description\nEmp,"a, ""b""\nc"\n', team.employee)
-    for query in ("", "?status=active", "?q=p1", f"?owner_id={team.employee_user.id}"):
+    for query in ("", "?status=active", "?q=p1", "?q=1&match=contains", "?q=q2 p2",
+                  f"?owner_id={team.employee_user.id}"):  # fmt: skip
         resp = await export(client, "contacts", team.admin, query)
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/csv")
