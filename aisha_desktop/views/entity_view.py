@@ -1,0 +1,489 @@
+"""`EntityView`: one entity's list and record panel.
+
+The table is a `RecordTableModel` over the replica (search as you type, status filter,
+sortable indexed columns, column chooser).  The record panel edits the selected record, or
+a new one, with the form built from the entity's fields and the tenant's custom fields.
+Saving goes through the sync engine: the replica shows the edit at once and the outbox
+carries it to the server in the background.  Before a create, records with the same email
+or phone are looked up in the replica and shown as a warning the user must confirm."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aisha_desktop.models.fields import (
+    FIELDS,
+    STATUSES,
+    column_title,
+    custom_field_specs,
+    display_name,
+)
+from aisha_desktop.models.record_table import RecordTableModel
+from aisha_desktop.replica import RecordMissing, Replica, ReplicaRow
+from aisha_desktop.replica.schema import ENTITY_COLUMNS, SEARCH_FIELDS
+from aisha_desktop.sync.engine import SyncEngine
+from aisha_desktop.views.record_editor import RecordEditor
+from aisha_desktop.views.tasks import TaskKeeper
+
+RELATED_ENTITIES = frozenset({"accounts", "contacts", "leads", "opportunities"})
+WARNING_STYLE = (
+    "QFrame#duplicates { background: #fff4ce; border: 1px solid #e0c060; border-radius: 4px; }"
+)
+MESSAGE_STYLES = {"error": "color: #b3261e;", "info": "color: #2e6b30;"}
+
+
+class EntityView(QWidget):
+    message = Signal(str)  # for the status bar
+
+    def __init__(
+        self,
+        replica: Replica,
+        engine: SyncEngine,
+        entity: str,
+        labels: tuple[str, str],
+        parent: QWidget | None = None,
+        *,
+        search_delay_ms: int = 150,
+    ) -> None:
+        super().__init__(parent)
+        self.replica = replica
+        self.engine = engine
+        self.entity = entity
+        self.plural, self.singular = labels
+        self.tasks = TaskKeeper(self._failed)
+        self.record_id: str | None = None  # None: the panel holds a new record
+        self._duplicates_confirmed = False
+        self.model = RecordTableModel(replica, entity, self, search_delay_ms=search_delay_ms)
+        self.model.reloaded.connect(self._update_count)
+        self.model.rowsInserted.connect(self._update_count)
+        self._build()
+        self.rebuild_form(replica.settings("custom_fields"))
+        self._update_count()
+        self.new_record()
+
+    # -- layout ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.title = QLabel(self.plural)
+        self.title.setObjectName("viewTitle")
+        self.title.setStyleSheet("font-size: 18px; font-weight: 600;")
+        self.count_label = QLabel()
+        self.count_label.setStyleSheet("color: #555;")
+        self.search = QLineEdit()
+        self.search.setObjectName("search")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(240)
+        self.search.textChanged.connect(self.model.set_search)
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("statusFilter")
+        self.status_filter.addItem("All statuses", None)
+        for status in STATUSES.get(self.entity, ()):
+            self.status_filter.addItem(status.capitalize(), status)
+        self.status_filter.setVisible(bool(STATUSES.get(self.entity)))
+        self.status_filter.currentIndexChanged.connect(self._filter_status)
+        self.columns_button = QToolButton()
+        self.columns_button.setText("Columns")
+        self.columns_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.columns_menu = QMenu(self.columns_button)
+        for name in self.model.available:
+            action = self.columns_menu.addAction(column_title(name))
+            action.setCheckable(True)
+            action.setChecked(name in self.model.columns)
+            action.setData(name)
+            action.toggled.connect(self._columns_chosen)
+        self.columns_button.setMenu(self.columns_menu)
+        self.new_button = QPushButton()
+        self.new_button.clicked.connect(self.new_record)
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(self._ask_delete)
+
+        top = QHBoxLayout()
+        top.addWidget(self.title)
+        top.addWidget(self.count_label)
+        top.addStretch(1)
+        top.addWidget(self.search)
+        top.addWidget(self.status_filter)
+        top.addWidget(self.columns_button)
+        top.addWidget(self.new_button)
+
+        self.table = QTableView()
+        self.table.setObjectName("records")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setDefaultSectionSize(130)
+        header.setSortIndicator(
+            self._sort_column(), Qt.SortOrder.DescendingOrder
+        ) if self._sort_column() >= 0 else None
+        self.table.selectionModel().currentRowChanged.connect(self._row_selected)
+
+        # record panel
+        self.panel_title = QLabel()
+        self.panel_title.setStyleSheet("font-size: 15px; font-weight: 600;")
+        self.panel_title.setWordWrap(True)
+        self.pending_label = QLabel("Not yet synced")
+        self.pending_label.setStyleSheet("color: #8a5a00; font-size: 11px;")
+        self.duplicates = QFrame()
+        self.duplicates.setObjectName("duplicates")
+        self.duplicates.setStyleSheet(WARNING_STYLE)
+        self.duplicates_label = QLabel()
+        self.duplicates_label.setWordWrap(True)
+        self.create_anyway = QPushButton("Create anyway")
+        self.create_anyway.clicked.connect(self._confirm_duplicates)
+        dup_layout = QVBoxLayout(self.duplicates)
+        dup_layout.addWidget(self.duplicates_label)
+        dup_layout.addWidget(self.create_anyway, 0, Qt.AlignmentFlag.AlignRight)
+        self.duplicates.hide()
+        self.form_area = QScrollArea()
+        self.form_area.setWidgetResizable(True)
+        self.form_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.feedback = QLabel()
+        self.feedback.setWordWrap(True)
+        self.save_button = QPushButton("Save")
+        self.save_button.setDefault(True)
+        self.save_button.clicked.connect(self._save_clicked)
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.clicked.connect(self.revert)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.feedback, 1)
+        buttons.addWidget(self.delete_button)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.save_button)
+        self.related_title = QLabel("Related activities and notes")
+        self.related_title.setStyleSheet("font-weight: 600;")
+        self.related = QListWidget()
+        self.related.setObjectName("related")
+        self.related.setMaximumHeight(140)
+        has_related = self.entity in RELATED_ENTITIES
+        self.related_title.setVisible(has_related)
+        self.related.setVisible(has_related)
+
+        panel = QWidget()
+        panel.setMinimumWidth(340)
+        side = QVBoxLayout(panel)
+        side.setContentsMargins(8, 0, 0, 0)
+        side.addWidget(self.panel_title)
+        side.addWidget(self.pending_label)
+        side.addWidget(self.duplicates)
+        side.addWidget(self.form_area, 1)
+        side.addLayout(buttons)
+        side.addWidget(self.related_title)
+        side.addWidget(self.related)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(panel)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+        self.relabel((self.plural, self.singular))
+
+    def _sort_column(self) -> int:
+        name = self.model.sort_key.lstrip("-")
+        return self.model.columns.index(name) if name in self.model.columns else -1
+
+    def relabel(self, labels: tuple[str, str]) -> None:
+        self.plural, self.singular = labels
+        self.title.setText(self.plural)
+        self.search.setPlaceholderText(f"Search {self.plural.lower()}  (Ctrl+F)")
+        self.new_button.setText(f"New {self.singular.lower()}")
+        self._update_count()
+        self._update_panel_title()
+
+    def rebuild_form(self, custom_rows: Iterable[Mapping[str, Any]]) -> None:
+        """(Re)build the record form; the tenant's custom fields changed.  What the user
+        typed into the old form is carried over where the field still exists."""
+        specs = [*FIELDS[self.entity], *custom_field_specs(self.entity, custom_rows)]
+        old = getattr(self, "editor", None)
+        typed = old.raw_values() if old is not None and old.dirty else None
+        self.editor = RecordEditor(self.entity, specs)
+        self.editor.setObjectName("editor")
+        self.editor.edited.connect(self._edited)
+        self.form_area.setWidget(self.editor)  # deletes the old form
+        self._load_panel()
+        if typed:
+            for name, value in typed.items():
+                if name in {s.name for s in self.editor.specs}:
+                    self.editor.set_value(name, value)
+
+    # -- list --------------------------------------------------------------------------------
+    def _update_count(self, *_: object) -> None:
+        rows = self.model.rowCount()
+        if self.model.windowed:
+            text = f"{rows:,} {self.plural.lower() if rows != 1 else self.singular.lower()}"
+        else:
+            more = "+" if self.model.canFetchMore(QModelIndex()) else ""
+            text = f"{rows:,}{more} {'match' if rows == 1 and not more else 'matches'}"
+        self.count_label.setText(text)
+
+    def _filter_status(self, _: int) -> None:
+        self.model.set_filter("status", self.status_filter.currentData())
+
+    def _columns_chosen(self, _: bool) -> None:
+        chosen = [a.data() for a in self.columns_menu.actions() if a.isChecked()]
+        if not chosen:  # the last column stays
+            self.columns_menu.actions()[0].setChecked(True)
+            return
+        self.model.set_columns(chosen)
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def move_selection(self, step: int) -> None:
+        """Next (1) or previous (-1) record."""
+        rows = self.model.rowCount()
+        if rows == 0:
+            return
+        current = self.table.currentIndex().row()
+        target = 0 if current < 0 else max(0, min(rows - 1, current + step))
+        if target >= rows - 1 and step > 0 and self.model.canFetchMore(QModelIndex()):
+            self.model.fetchMore(QModelIndex())
+        self.select_row(target)
+
+    def select_row(self, row: int) -> None:
+        index = self.model.index(row, 0)
+        self.table.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.table.scrollTo(index)
+
+    def select_record(self, record_id: str) -> bool:
+        row = self.model.row_of(record_id)
+        if row is None:
+            return False
+        self.select_row(row)
+        return True
+
+    def _row_selected(self, current: QModelIndex | QPersistentModelIndex, _: object = None) -> None:
+        record = self.model.record_at(current.row()) if current.isValid() else None
+        if record is None or record.id == self.record_id:
+            return
+        self.record_id = record.id
+        self._duplicates_confirmed = False
+        self._load_panel()
+
+    # -- record panel ------------------------------------------------------------------
+    def current_record(self) -> ReplicaRow | None:
+        return None if self.record_id is None else self.replica.get(self.entity, self.record_id)
+
+    def new_record(self) -> None:
+        self.record_id = None
+        self._duplicates_confirmed = False
+        self.table.clearSelection()
+        self._load_panel()
+        first = self.editor.specs[1] if len(self.editor.specs) > 1 else self.editor.specs[0]
+        self.editor.editor(first.name).setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def _load_panel(self) -> None:
+        record = self.current_record()
+        if self.record_id is not None and record is None:
+            self.record_id = None  # deleted meanwhile
+        self.editor.load(record.data if record is not None else None)
+        self.duplicates.hide()
+        self.pending_label.setVisible(record is not None and record.pending)
+        self.delete_button.setEnabled(record is not None)
+        self._say("")
+        self._update_panel_title()
+        self._load_related()
+
+    def _update_panel_title(self) -> None:
+        record = self.current_record() if self.record_id is not None else None
+        if record is None:
+            self.panel_title.setText(f"New {self.singular.lower()}")
+        else:
+            self.panel_title.setText(display_name(self.entity, record.data))
+
+    def _load_related(self) -> None:
+        self.related.clear()
+        if self.entity not in RELATED_ENTITIES or self.record_id is None:
+            return
+        found = 0
+        for entity in ("activities", "notes"):
+            page = self.replica.query(
+                entity, filters={"related_id": self.record_id}, sort="-updated_at", limit=50
+            )
+            for row in page.rows:
+                data = row.data
+                if entity == "activities":
+                    kind = str(data.get("type") or "activity").capitalize()
+                    due = str(data.get("due_date") or "")[:10]
+                    text = f"{kind}: {data.get('subject') or ''}" + (
+                        f"  (due {due})" if due else ""
+                    )
+                else:
+                    text = f"Note: {data.get('title') or str(data.get('content') or '')[:60]}"
+                self.related.addItem(text)
+                found += 1
+        if not found:
+            self.related.addItem("Nothing related yet")
+
+    def _edited(self) -> None:
+        self._duplicates_confirmed = False
+        self.duplicates.hide()
+
+    def revert(self) -> None:
+        self._load_panel()
+
+    def _say(self, text: str, kind: str = "info") -> None:
+        self.feedback.setStyleSheet(MESSAGE_STYLES.get(kind, ""))
+        self.feedback.setText(text)
+        if text:
+            self.message.emit(text)
+
+    def _failed(self, error: BaseException) -> None:
+        self._say(f"Could not save: {error}", "error")
+
+    # -- duplicates ----------------------------------------------------------------------
+    def find_duplicates(self, values: Mapping[str, Any]) -> list[ReplicaRow]:
+        """Shown records with the same email, or the same phone, as `values`."""
+        found: dict[str, ReplicaRow] = {}
+        email = values.get("email")
+        if isinstance(email, str) and email and "email" in ENTITY_COLUMNS[self.entity]:
+            page = self.replica.query(self.entity, filters={"email": email.strip()}, limit=5)
+            found.update((r.id, r) for r in page.rows)
+        for field in ("phone", "mobile"):
+            phone = values.get(field)
+            if isinstance(phone, str) and phone.strip() and field in SEARCH_FIELDS[self.entity]:
+                page = self.replica.query(self.entity, search=phone.strip(), limit=5)
+                wanted = phone.strip().lower()
+                found.update(
+                    (r.id, r)
+                    for r in page.rows
+                    if wanted in (str(r.data.get("phone") or "").lower(),
+                                  str(r.data.get("mobile") or "").lower())
+                )  # fmt: skip
+        found.pop(self.record_id or "", None)
+        return list(found.values())
+
+    def _confirm_duplicates(self) -> None:
+        self._duplicates_confirmed = True
+        self.duplicates.hide()
+        self.tasks.spawn(self.save())
+
+    # -- saving ----------------------------------------------------------------------------
+    def _save_clicked(self) -> None:
+        self.tasks.spawn(self.save())
+
+    async def save(self) -> bool:
+        """Validate, then create or update through the sync engine.  False when nothing was
+        saved (messages say why)."""
+        problems = self.editor.problems()
+        self.editor.show_errors(problems)
+        if problems:
+            self._say(f"{len(problems)} field(s) need attention", "error")
+            return False
+        self.save_button.setEnabled(False)
+        try:
+            if self.record_id is None:
+                values = self.editor.all_values()
+                if not values:
+                    self._say("Nothing to save yet", "error")
+                    return False
+                if not self._duplicates_confirmed:
+                    duplicates = self.find_duplicates(values)
+                    if duplicates:
+                        self._show_duplicates(duplicates)
+                        return False
+                row = await self.engine.create(self.entity, values)
+                self.record_id = str(row["id"])
+                self._say(f"{self.singular} created")
+            else:
+                changes = self.editor.changes()
+                if not changes:
+                    self._say("No changes")
+                    return True
+                await self.engine.update(self.entity, self.record_id, changes)
+                self._say("Saved")
+        except (ValueError, RecordMissing) as exc:
+            self._say(str(exc), "error")
+            return False
+        finally:
+            self.save_button.setEnabled(True)
+        self.model.refresh()  # at once; the engine's change report refreshes again later
+        message = self.feedback.text()
+        self._load_panel()
+        self._say(message)
+        self.select_record(self.record_id)
+        return True
+
+    def _show_duplicates(self, rows: list[ReplicaRow]) -> None:
+        names = ", ".join(
+            f"{display_name(self.entity, r.data)} <{r.data.get('email') or r.data.get('phone')}>"
+            for r in rows[:3]
+        )
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        self.duplicates_label.setText(
+            f"Possible duplicate: {names}{more} already has this email or phone."
+        )
+        self.duplicates.show()
+        self._say("Check the possible duplicate before creating", "error")
+
+    def _ask_delete(self) -> None:
+        record = self.current_record()
+        if record is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            f"Delete {self.singular.lower()}",
+            f"Delete {display_name(self.entity, record.data)}?",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.tasks.spawn(self.delete_current())
+
+    async def delete_current(self) -> bool:
+        if self.record_id is None:
+            return False
+        try:
+            await self.engine.delete(self.entity, self.record_id)
+        except (ValueError, RecordMissing) as exc:
+            self._say(str(exc), "error")
+            return False
+        self.record_id = None
+        self.model.refresh()
+        self._load_panel()
+        self._say(f"{self.singular} deleted")
+        return True
+
+    def entities_changed(self, entities: frozenset[str]) -> None:
+        self.model.entities_changed(entities)
+        if "custom_fields" in entities:
+            self.rebuild_form(self.replica.settings("custom_fields"))
+        elif self.entity in entities and not self.editor.dirty:
+            self._load_panel()
+        elif entities & {"activities", "notes"}:
+            self._load_related()

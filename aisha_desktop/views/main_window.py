@@ -1,0 +1,301 @@
+"""`MainWindow`: navigation by the tenant's entity labels, one `EntityView` per entity, a
+status bar with connection, sync state, pending edits and conflicts, and a command palette
+(Ctrl+K) listing every command with its shortcut.
+
+It is handed the context `bootstrap()` built (replica, sync engine, signed-in user) and
+creates the one `SyncBridge` that turns the engine's callbacks into Qt signals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aisha_desktop.models.fields import NAV_ENTITIES, entity_labels
+from aisha_desktop.models.sync_bridge import SyncBridge
+from aisha_desktop.replica import Replica
+from aisha_desktop.sync.engine import SyncEngine, SyncState
+from aisha_desktop.views.entity_view import EntityView
+
+STATUS_TEXT = {
+    "stopped": ("Not syncing", "#666666"),
+    "syncing": ("Syncing…", "#1a5fb4"),
+    "online": ("Online", "#2e7d32"),
+    "offline": ("Offline: edits are kept and sent later", "#b26a00"),
+    "error": ("Sync error", "#b3261e"),
+    "signed_out": ("Signed out: sign in to sync", "#b3261e"),
+}
+NAV_STYLE = """
+QListWidget#navigation { background: #1f2a37; color: #e8edf2; border: none; font-size: 14px; }
+QListWidget#navigation::item { padding: 9px 14px; }
+QListWidget#navigation::item:selected { background: #3b82f6; color: white; }
+"""
+
+
+class ConsoleContext(Protocol):
+    """What the main window uses of `aisha_desktop.context.AppContext`."""
+
+    replica: Replica
+    engine: SyncEngine
+    server_url: str
+
+    @property
+    def me(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    shortcut: str
+    run: Callable[[], object]
+    entity: str | None = None  # "Go to" commands: named by the entity's label
+
+
+class CommandPalette(QDialog):
+    """Ctrl+K: type to narrow the commands, Enter runs the highlighted one."""
+
+    def __init__(self, commands: list[Command], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Commands")
+        self.setModal(True)
+        self.resize(460, 360)
+        self.commands = commands
+        self.query = QLineEdit()
+        self.query.setPlaceholderText("Type a command…")
+        self.list = QListWidget()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.query)
+        layout.addWidget(self.list)
+        self.query.textChanged.connect(self._narrow)
+        self.query.returnPressed.connect(self.run_current)
+        self.list.itemActivated.connect(lambda _: self.run_current())
+        self._narrow("")
+
+    def _narrow(self, text: str) -> None:
+        words = text.lower().split()
+        self.list.clear()
+        for command in self.commands:
+            if all(w in command.name.lower() for w in words):
+                label = command.name + (f"    {command.shortcut}" if command.shortcut else "")
+                item = QListWidgetItem(label)
+                item.setData(Qt.ItemDataRole.UserRole, command.name)
+                self.list.addItem(item)
+        if self.list.count():
+            self.list.setCurrentRow(0)
+
+    def visible_names(self) -> list[str]:
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+
+    def run_current(self) -> None:
+        item = self.list.currentItem()
+        if item is None:
+            return
+        name = item.data(Qt.ItemDataRole.UserRole)
+        self.accept()
+        next(c for c in self.commands if c.name == name).run()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, context: ConsoleContext, *, search_delay_ms: int = 150) -> None:
+        super().__init__()
+        self.context = context
+        self.replica = context.replica
+        self.engine = context.engine
+        self._search_delay_ms = search_delay_ms
+        self.bridge = SyncBridge(self.engine, self)
+        self.labels = entity_labels(self.replica.settings("entity_labels"))
+        self.views: dict[str, EntityView] = {}
+        self.setWindowTitle("AiSHA")
+        self.resize(1280, 800)
+
+        self.navigation = QListWidget()
+        self.navigation.setObjectName("navigation")
+        self.navigation.setStyleSheet(NAV_STYLE)
+        self.navigation.setFixedWidth(190)
+        for entity in NAV_ENTITIES:
+            item = QListWidgetItem(self.labels[entity][0])
+            item.setData(Qt.ItemDataRole.UserRole, entity)
+            self.navigation.addItem(item)
+        self.stack = QStackedWidget()
+        self.navigation.currentRowChanged.connect(self._navigate)
+
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(self.navigation)
+        body.addWidget(self.stack)
+        body.setStretchFactor(1, 1)
+        body.setCollapsible(1, False)
+        self.setCentralWidget(body)
+
+        self.connection_label = QLabel()
+        self.connection_label.setObjectName("connection")
+        self.pending_label = QLabel()
+        self.pending_label.setObjectName("pending")
+        self.conflicts_label = QLabel()
+        self.conflicts_label.setObjectName("conflicts")
+        self.user_label = QLabel(self._who())
+        bar = self.statusBar()
+        for label in (self.connection_label, self.pending_label, self.conflicts_label):
+            label.setContentsMargins(6, 0, 6, 0)
+            bar.addPermanentWidget(label)
+        bar.addPermanentWidget(self.user_label)
+
+        self.commands = self._make_commands()
+        self.bridge.state_changed.connect(self.show_state)
+        self.bridge.entities_changed.connect(self._entities_changed)
+        self.show_state(self.engine.state)
+        self.navigation.setCurrentRow(NAV_ENTITIES.index("contacts"))
+
+    # -- commands ----------------------------------------------------------------------------
+    def _make_commands(self) -> list[Command]:
+        commands = [
+            Command("New record", "Ctrl+N", self.new_record),
+            Command("Search", "Ctrl+F", self.focus_search),
+            Command("Save record", "Ctrl+S", self.save_record),
+            Command("Next record", "Ctrl+Down", lambda: self.move_record(1)),
+            Command("Previous record", "Ctrl+Up", lambda: self.move_record(-1)),
+            Command("Sync now", "F5", self.engine.kick),
+            Command("Command palette", "Ctrl+K", self.open_palette),
+        ]
+        for number, entity in enumerate(NAV_ENTITIES, start=1):
+            commands.append(
+                Command(
+                    f"Go to {self.labels[entity][0]}",
+                    f"Ctrl+{number}",
+                    lambda e=entity: self.open_entity(e),  # type: ignore[misc]
+                    entity,
+                )
+            )
+        self.actions_by_name: dict[str, QAction] = {}
+        for command in commands:
+            action = QAction(command.name, self)
+            action.setShortcut(QKeySequence(command.shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(command.run)
+            self.addAction(action)
+            self.actions_by_name[command.entity or command.name] = action
+        return commands
+
+    def open_palette(self) -> CommandPalette:
+        palette = CommandPalette(self.commands, self)
+        self.command_palette = palette
+        palette.open()
+        return palette
+
+    @property
+    def current_view(self) -> EntityView:
+        view = self.stack.currentWidget()
+        assert isinstance(view, EntityView)
+        return view
+
+    def new_record(self) -> None:
+        self.current_view.new_record()
+
+    def focus_search(self) -> None:
+        self.current_view.focus_search()
+
+    def save_record(self) -> None:
+        view = self.current_view
+        view.tasks.spawn(view.save())
+
+    def move_record(self, step: int) -> None:
+        self.current_view.move_selection(step)
+
+    # -- navigation --------------------------------------------------------------------------
+    def open_entity(self, entity: str) -> EntityView:
+        self.navigation.setCurrentRow(NAV_ENTITIES.index(entity))
+        return self.views[entity]
+
+    def _navigate(self, row: int) -> None:
+        if row < 0:
+            return
+        entity = NAV_ENTITIES[row]
+        view = self.views.get(entity)
+        if view is None:  # built on first visit: a view reads its first page
+            view = EntityView(
+                self.replica,
+                self.engine,
+                entity,
+                self.labels[entity],
+                search_delay_ms=self._search_delay_ms,
+            )
+            view.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+            self.views[entity] = view
+            self.stack.addWidget(view)
+        self.stack.setCurrentWidget(view)
+
+    def _entities_changed(self, entities: frozenset[str]) -> None:
+        if "entity_labels" in entities:
+            self.relabel()
+        for view in self.views.values():
+            view.entities_changed(entities)
+
+    def relabel(self) -> None:
+        """The tenant's labels changed: navigation, views and commands follow."""
+        self.labels = entity_labels(self.replica.settings("entity_labels"))
+        for row, entity in enumerate(NAV_ENTITIES):
+            self.navigation.item(row).setText(self.labels[entity][0])
+            if entity in self.views:
+                self.views[entity].relabel(self.labels[entity])
+        renamed = []
+        for command in self.commands:
+            target = command.entity
+            if target is not None:
+                command = replace(command, name=f"Go to {self.labels[target][0]}")
+                self.actions_by_name[target].setText(command.name)
+            renamed.append(command)
+        self.commands = renamed
+
+    # -- status ------------------------------------------------------------------------------
+    def _who(self) -> str:
+        me = getattr(self.context, "me", None)
+        user = getattr(me, "user", None)
+        name = getattr(user, "display_name", "") if user is not None else ""
+        tenant = getattr(getattr(me, "tenant", None), "name", "")
+        return "  ·  ".join(p for p in (name, tenant) if p)
+
+    def show_state(self, state: SyncState) -> None:
+        text, color = STATUS_TEXT.get(state.status, (state.status, "#666666"))
+        if state.status == "online" and not state.stream_connected:
+            text = "Online (polling)"
+        self.connection_label.setText(f"● {text}")
+        self.connection_label.setStyleSheet(f"color: {color}; font-weight: 600;")
+        self.connection_label.setToolTip(state.last_error or self.context.server_url)
+        self.pending_label.setText(
+            "All edits synced" if state.pending == 0 else f"{state.pending} pending edit(s)"
+        )
+        self.pending_label.setStyleSheet("" if state.pending == 0 else "color: #8a5a00;")
+        self.conflicts_label.setText(
+            f"{state.conflicts} conflict(s)" if state.conflicts else "No conflicts"
+        )
+        self.conflicts_label.setStyleSheet(
+            "color: #b3261e; font-weight: 600;" if state.conflicts else ""
+        )
+        if state.rejections:
+            self.conflicts_label.setText(
+                self.conflicts_label.text() + f", {state.rejections} rejected"
+            )
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.bridge.close()
+        for view in self.views.values():
+            view.tasks.cancel()
+            view.model.close()
+        super().closeEvent(event)
+
+
+__all__ = ["Command", "CommandPalette", "ConsoleContext", "MainWindow"]
