@@ -51,6 +51,10 @@ RELATED_ENTITIES = frozenset({"accounts", "contacts", "leads", "opportunities"})
 WARNING_STYLE = (
     "QFrame#duplicates { background: #fff4ce; border: 1px solid #e0c060; border-radius: 4px; }"
 )
+COLUMN_WIDTHS = {
+    "email": 240, "company": 170, "name": 200, "subject": 240, "first_name": 110,
+    "last_name": 120, "phone": 140, "updated_at": 130, "created_at": 130, "status": 90,
+}  # fmt: skip
 MESSAGE_STYLES = {"error": "color: #b3261e;", "info": "color: #2e6b30;"}
 
 
@@ -77,6 +81,7 @@ class EntityView(QWidget):
         self._duplicates_confirmed = False
         self.model = RecordTableModel(replica, entity, self, search_delay_ms=search_delay_ms)
         self.model.reloaded.connect(self._update_count)
+        self.model.reloaded.connect(self._keep_selection)
         self.model.rowsInserted.connect(self._update_count)
         self._build()
         self.rebuild_form(replica.settings("custom_fields"))
@@ -145,6 +150,8 @@ class EntityView(QWidget):
             self._sort_column(), Qt.SortOrder.DescendingOrder
         ) if self._sort_column() >= 0 else None
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
+        self._size_columns()
+        self.model.modelReset.connect(self._size_columns)
 
         # record panel
         self.panel_title = QLabel()
@@ -209,6 +216,25 @@ class EntityView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.splitter, 1)
         self.relabel((self.plural, self.singular))
+
+    def _size_columns(self) -> None:
+        header = self.table.horizontalHeader()
+        for section, name in enumerate(self.model.columns):
+            header.resizeSection(section, COLUMN_WIDTHS.get(name, 120))
+
+    def _keep_selection(self) -> None:
+        """After a reload the selected record may sit on another row: follow it."""
+        if self.record_id is None:
+            return
+        current = self.table.currentIndex().row()
+        if current >= 0:
+            self.model.record_at(current)  # loads the page around it
+        self.model.record_at(0)
+        row = self.model.row_of(self.record_id)
+        if row is None:
+            self.table.selectionModel().clearSelection()
+        elif row != current:
+            self.select_row(row)
 
     def _sort_column(self) -> int:
         name = self.model.sort_key.lstrip("-")

@@ -15,12 +15,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QSplitter,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -134,11 +134,12 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.navigation.currentRowChanged.connect(self._navigate)
 
-        body = QSplitter(Qt.Orientation.Horizontal)
-        body.addWidget(self.navigation)
-        body.addWidget(self.stack)
-        body.setStretchFactor(1, 1)
-        body.setCollapsible(1, False)
+        body = QWidget()
+        row = QHBoxLayout(body)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.navigation)
+        row.addWidget(self.stack, 1)
         self.setCentralWidget(body)
 
         self.connection_label = QLabel()

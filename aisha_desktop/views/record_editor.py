@@ -51,7 +51,10 @@ class RecordEditor(QWidget):
         if statuses:
             self.specs.append(FieldSpec("status", "Status", "select", options=statuses))
         self.specs.extend(specs)
-        self._form = QFormLayout(self)
+        outer = QVBoxLayout(self)
+        self._form = QFormLayout()
+        outer.addLayout(self._form)
+        outer.addStretch(1)  # fields keep their height; the space goes below them
         self._form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self._form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         for spec in self.specs:

@@ -1,0 +1,172 @@
+"""The main window over a real replica and sync engine (offline: its server is not
+reachable, so every edit must show at once from the replica and wait in the outbox)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
+
+from aisha_desktop.views.main_window import MainWindow
+from tests.desktop.views.conftest import Desk, fill, record
+
+
+def seed(desk: Desk, count: int = 120) -> None:
+    contacts = [record("contacts", i) for i in range(count)]
+    fill(
+        desk.replica,
+        {
+            "contacts": contacts,
+            "accounts": [record("accounts", i) for i in range(30)],
+            "activities": [
+                record(
+                    "activities",
+                    1,
+                    subject="Call about renewal",
+                    type="call",
+                    related_type="contact",
+                    related_id=contacts[0]["id"],
+                )
+            ],
+        },
+        {
+            "custom_fields": [
+                {
+                    "id": "cf1",
+                    "entity": "contact",
+                    "field_name": "tier",
+                    "field_type": "select",
+                    "label": "Tier",
+                    "options": ["gold", "silver"],
+                    "is_archived": False,
+                },
+                {
+                    "id": "cf2",
+                    "entity": "contact",
+                    "field_name": "old",
+                    "field_type": "text",
+                    "is_archived": True,
+                },
+            ]
+        },
+    )
+
+
+def window(desk: Desk, qtbot: Any) -> MainWindow:
+    win = MainWindow(desk, search_delay_ms=10)
+    qtbot.addWidget(win)
+    win.show()
+    view = win.current_view
+    qtbot.waitUntil(lambda: not view.model.busy and view.model.windowed, timeout=5000)
+    return win
+
+
+async def test_edit_shows_at_once_and_waits_in_the_outbox(desk: Desk, qtbot: Any) -> None:
+    seed(desk)
+    win = window(desk, qtbot)
+    view = win.current_view
+    assert view.entity == "contacts" and view.count_label.text() == "120 contacts"
+    view.select_row(0)
+    target = view.record_id
+    assert target is not None
+    assert "Call about renewal" in view.related.item(0).text() or view.related.count() >= 1
+    editor = view.editor
+    editor.set_value("title", "Chief Buyer")
+    editor.set_value("tier", "gold")  # a custom field, rendered as a select
+    assert await view.save()
+    row = desk.replica.get("contacts", target)
+    assert row is not None and row.pending and row.data["title"] == "Chief Buyer"
+    assert row.data["custom_fields"] == {"tier": "gold"}
+    outbox = desk.replica.outbox()
+    assert [(e.op, e.record_id) for e in outbox] == [("update", target)]
+    assert outbox[0].fields == {"title": "Chief Buyer", "custom_fields": {"tier": "gold"}}
+    qtbot.waitUntil(lambda: not view.model.busy)
+    shown = view.model.record_at(view.table.currentIndex().row())
+    assert shown is not None and shown.id == target and shown.data["title"] == "Chief Buyer"
+    qtbot.waitUntil(lambda: "1 pending" in win.pending_label.text(), timeout=3000)
+
+
+async def test_validation_messages_and_duplicate_warning(desk: Desk, qtbot: Any) -> None:
+    seed(desk)
+    win = window(desk, qtbot)
+    view = win.current_view
+    win.new_record()
+    view.editor.set_value("email", "not an email")
+    assert not await view.save()
+    error = view.editor.findChild(type(view.feedback), "error_email")
+    assert error is not None and "not an email" in error.text()
+    assert desk.replica.outbox() == []
+    existing = record("contacts", 3)
+    view.editor.set_value("email", existing["email"])
+    view.editor.set_value("first_name", "Another")
+    assert not await view.save()  # warned first
+    assert (
+        view.duplicates.isVisibleTo(view) and existing["last_name"] in view.duplicates_label.text()
+    )
+    assert desk.replica.outbox() == []
+    view.create_anyway.click()  # the user confirms
+    await view.tasks.drain()
+    assert [e.op for e in desk.replica.outbox()] == ["create"]
+    assert view.record_id is not None
+    created = desk.replica.get("contacts", view.record_id)
+    assert created is not None and created.data["first_name"] == "Another"
+
+
+async def test_delete_hides_the_record(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 10)
+    win = window(desk, qtbot)
+    view = win.current_view
+    view.select_row(2)
+    gone = view.record_id
+    assert gone is not None and await view.delete_current()
+    assert desk.replica.get("contacts", gone) is None
+    qtbot.waitUntil(lambda: view.model.rowCount() == 9 and not view.model.busy)
+    assert [e.op for e in desk.replica.outbox()] == ["delete"]
+
+
+def test_labels_relabel_live_and_status_bar(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 5)
+    win = window(desk, qtbot)
+    nav = [win.navigation.item(i).text() for i in range(win.navigation.count())]
+    assert nav == ["Accounts", "Contacts", "Leads", "Opportunities", "Activities"]
+    fill(desk.replica, {}, {"entity_labels": [
+        {"id": "l1", "entity_key": "accounts", "custom_label": "Clients",
+         "custom_label_singular": "Client"}]})  # fmt: skip
+    desk.engine._changed({"entity_labels"})  # what a pull that brought the row reports
+    qtbot.waitUntil(lambda: win.navigation.item(0).text() == "Clients", timeout=3000)
+    assert "Go to Clients" in [c.name for c in win.commands]
+    accounts = win.open_entity("accounts")
+    assert accounts.title.text() == "Clients" and accounts.new_button.text() == "New client"
+    state = dataclasses.replace(desk.engine.state, status="offline", pending=3, conflicts=2)
+    win.show_state(state)
+    assert "Offline" in win.connection_label.text()
+    assert win.pending_label.text() == "3 pending edit(s)"
+    assert win.conflicts_label.text() == "2 conflict(s)"
+
+
+def test_shortcuts_and_command_palette(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 20)
+    win = window(desk, qtbot)
+    view = win.current_view
+    qtbot.keyClick(win, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert view.search.hasFocus() or isinstance(win.focusWidget(), QLineEdit)
+    view.select_row(0)
+    first = view.record_id
+    qtbot.keyClick(win, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert view.table.currentIndex().row() == 1 and view.record_id != first
+    qtbot.keyClick(win, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert view.record_id == first
+    qtbot.keyClick(win, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert view.record_id is None and view.panel_title.text() == "New contact"
+    palette = win.open_palette()
+    names = palette.visible_names()
+    for wanted in ("New record", "Search", "Save record", "Next record", "Previous record"):
+        assert wanted in names
+    qtbot.keyClicks(palette.query, "go acc")
+    assert palette.visible_names() == ["Go to Accounts"]
+    qtbot.keyClick(palette.query, Qt.Key.Key_Return)
+    assert win.current_view.entity == "accounts"
+    qtbot.keyClicks(palette.query, "zzz")
+    assert palette.visible_names() == []
