@@ -145,7 +145,7 @@ async def test_render_main_window(desk: Desk, qtbot: Any) -> None:
     view.model.refresh()
     qtbot.waitUntil(lambda: not view.model.busy)
     assert view.select_record(edited)  # the edit moved it to the top (newest first)
-    assert view.pending_label.isVisibleTo(view)
+    qtbot.waitUntil(lambda: view.pending_label.isVisibleTo(view), timeout=3000)
     qtbot.waitUntil(lambda: "pending" in win.pending_label.text(), timeout=3000)
     qtbot.wait(50)
     SHOTS.mkdir(parents=True, exist_ok=True)
