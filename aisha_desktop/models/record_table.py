@@ -18,6 +18,7 @@ single indexed query of about a millisecond.
 from __future__ import annotations
 
 import contextlib
+import queue
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -69,7 +70,9 @@ class RecordTableModel(QAbstractTableModel):
     # emitted after every (re)load: the views update counts and keep the selection
     reloaded = Signal()
     failed = Signal(str)  # a read failed (the message)
-    _delivered = Signal(object)  # a worker's result, queued to the GUI thread
+    # the worker's results wait in a queue; this argument-less signal (queued to the GUI
+    # thread) says to take them: Python objects are not passed through Qt across threads
+    _delivered = Signal()
 
     def __init__(
         self,
@@ -111,7 +114,10 @@ class RecordTableModel(QAbstractTableModel):
         self._generation = 0
         self._jobs = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aisha-rows")
-        self._delivered.connect(self._on_delivered, Qt.ConnectionType.QueuedConnection)
+        self._results: queue.SimpleQueue[tuple[str, int, tuple[Any, ...], Any, Any]] = (
+            queue.SimpleQueue()
+        )
+        self._delivered.connect(self._take_results, Qt.ConnectionType.QueuedConnection)
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(search_delay_ms)
@@ -370,10 +376,19 @@ class RecordTableModel(QAbstractTableModel):
                 result, error = fn(*args), None
             except Exception as exc:  # reported on the GUI thread
                 result, error = None, exc
+            self._results.put((kind, generation, args, result, error))
             with contextlib.suppress(RuntimeError):  # the model is gone
-                self._delivered.emit((kind, generation, args, result, error))
+                self._delivered.emit()
 
         self._executor.submit(work)
+
+    def _take_results(self) -> None:
+        while True:
+            try:
+                payload = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._on_delivered(payload)
 
     def _on_delivered(self, payload: tuple[str, int, tuple[Any, ...], Any, Any]) -> None:
         kind, generation, args, result, error = payload

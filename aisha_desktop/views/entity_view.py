@@ -339,7 +339,9 @@ class EntityView(QWidget):
         record = self.current_record()
         if self.record_id is not None and record is None:
             self.record_id = None  # deleted meanwhile
-        self.editor.load(record.data if record is not None else None)
+        statuses = STATUSES.get(self.entity, ())
+        fresh = {"status": statuses[0]} if statuses else None  # what a new record starts as
+        self.editor.load(record.data if record is not None else fresh)
         self.duplicates.hide()
         self.pending_label.setVisible(record is not None and record.pending)
         self.delete_button.setEnabled(record is not None)
@@ -356,7 +358,10 @@ class EntityView(QWidget):
 
     def _load_related(self) -> None:
         self.related.clear()
-        if self.entity not in RELATED_ENTITIES or self.record_id is None:
+        shown = self.entity in RELATED_ENTITIES and self.record_id is not None
+        self.related.setVisible(shown)
+        self.related_title.setVisible(shown)
+        if not shown:
             return
         found = 0
         for entity in ("activities", "notes"):
