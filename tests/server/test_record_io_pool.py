@@ -179,6 +179,19 @@ async def test_rows_bound_in_a_worker_equal_rows_bound_on_the_connection(
     assert [v[1:] for v in fresh.values] == [v[1:] for v in here.values]
 
 
+def _spawned_workers() -> list[psutil.Process]:
+    """This interpreter's multiprocessing workers; other tests' children (servers they killed
+    and that may linger as zombies a moment) are skipped."""
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
 async def test_the_pool_starts_on_demand_and_stops_with_the_app(settings: Settings) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app)
@@ -193,7 +206,7 @@ async def test_the_pool_starts_on_demand_and_stops_with_the_app(settings: Settin
     executor = pool.executor()
     assert executor is not None and executor.submit(record_io._warm_up).result(60) is None
     # the workers (not the resource tracker, which lives as long as this interpreter)
-    children = [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
+    children = _spawned_workers()
     assert len(children) == pool.workers
     await runner.cleanup()
     assert pool.executor() is None  # shut down for good
