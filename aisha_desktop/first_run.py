@@ -86,9 +86,7 @@ class FirstRunForm:
         return found
 
 
-async def setup_open(
-    base_url: str, *, transport: httpx.AsyncBaseTransport | None = None
-) -> bool:
+async def setup_open(base_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> bool:
     """True while the server has no user (the first-run wizard is due)."""
     async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=15) as http:
         try:

@@ -18,8 +18,8 @@ single indexed query of about a millisecond.
 from __future__ import annotations
 
 import contextlib
-import queue
 import logging
+import queue
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor

@@ -1,0 +1,1 @@
+"""Widgets of the main window: navigation, entity views, record editor."""
