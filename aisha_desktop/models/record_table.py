@@ -114,6 +114,7 @@ class RecordTableModel(QAbstractTableModel):
         self._generation = 0
         self._jobs = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aisha-rows")
+        self._closed = False
         self._results: queue.SimpleQueue[tuple[str, int, tuple[Any, ...], Any, Any]] = (
             queue.SimpleQueue()
         )
@@ -131,8 +132,10 @@ class RecordTableModel(QAbstractTableModel):
         self._after_install()
 
     def close(self) -> None:
-        """Stop the worker (waits for a read in flight)."""
+        """Stop the worker (waits for a read in flight); later refreshes are ignored."""
+        self._closed = True
         self._generation += 1
+        self._refresh_timer.stop()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     # -- shape -----------------------------------------------------------------------------
@@ -368,6 +371,8 @@ class RecordTableModel(QAbstractTableModel):
 
     # -- the worker ------------------------------------------------------------------------
     def _submit(self, kind: str, fn: Callable[..., Any], *args: Any) -> None:
+        if self._closed:  # a change report arriving after the view closed
+            return
         generation = self._generation
         self._jobs += 1
 

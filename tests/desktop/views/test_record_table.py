@@ -137,3 +137,11 @@ def test_change_reports_refresh_once_coalesced(contacts: Replica, qtbot: Any) ->
     newest = model.record_at(0)  # sorted by -updated_at: the local edit is first
     assert newest is not None and newest.data["last_name"] == "Newman" and newest.pending
     assert model.data(model.index(0, 0), Qt.ItemDataRole.ForegroundRole) is not None
+
+
+def test_a_closed_model_ignores_late_change_reports(contacts: Replica, qtbot: Any) -> None:
+    model = RecordTableModel(contacts, "contacts", page_size=50)
+    rows = model.rowCount()
+    model.close()
+    model.refresh()  # a change report after the view closed: no worker, no error
+    assert model.rowCount() == rows
