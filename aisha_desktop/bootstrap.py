@@ -19,8 +19,6 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
 from aisha_desktop.client import (
     ApiClient,
     ClientError,
@@ -41,28 +39,6 @@ from aisha_desktop.signin import LoginForm, LoginRequest
 from aisha_desktop.sync import SyncEngine
 
 log = logging.getLogger("aisha.desktop")
-
-TENANT_HEADER = "X-Tenant-ID"
-
-
-class TenantTransport(httpx.AsyncBaseTransport):
-    """Names the tenant (`X-Tenant-ID`) on every API request once one is chosen: a
-    superadmin belongs to no tenant and names the one it works in.  (A stop-gap until the
-    client itself carries a tenant: its change stream does not go through here, so a
-    superadmin's engine polls instead of streaming.)"""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self._inner = inner or httpx.AsyncHTTPTransport()
-        self.tenant_id: str | None = None
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if self.tenant_id and path.startswith("/api/") and not path.startswith("/api/auth/"):
-            request.headers.setdefault(TENANT_HEADER, self.tenant_id)
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 class RememberingTokenStore:
@@ -147,7 +123,6 @@ class Bootstrap:
         self.local: LocalServer | None = None
         self.api: ApiClient | None = None
         self.store: RememberingTokenStore | None = None
-        self.transport: TenantTransport | None = None
         self.context: AppContext | None = None
         self._keyring_backend = keyring_backend
         self._poll_interval = poll_interval
@@ -155,14 +130,12 @@ class Bootstrap:
 
     # -- the client --------------------------------------------------------------------------
     def _client(self, url: str) -> ApiClient:
-        self.transport = TenantTransport()
         self.store = RememberingTokenStore(
             KeyringTokenStore(url, backend=self._keyring_backend),
             remember=self.settings.remember_me,
         )
         return ApiClient(
             url,
-            transport=self.transport,
             token_store=self.store,
             on_session_expired=self._session_expired,
         )
@@ -261,8 +234,7 @@ class Bootstrap:
         if chosen != self.settings.tenant_id:
             self.settings = self.settings.replace(tenant_id=chosen)
             self._save()
-        assert self.transport is not None
-        self.transport.tenant_id = chosen
+        api.tenant_id = chosen
         return chosen
 
     def _save(self) -> None:

@@ -164,6 +164,9 @@ def _tokens_from(data: Json) -> tuple[Tokens, Session]:
     return tokens, session
 
 
+TENANT_HEADER = "X-Tenant-ID"
+
+
 class ApiClient:
     """Async client of one AiSHA server.  Use as `async with ApiClient(url) as api:`."""
 
@@ -193,6 +196,9 @@ class ApiClient:
         self._session: Session | None = None
         self._loaded = False
         self._load_lock = asyncio.Lock()
+        # the tenant a superadmin works in: sent as X-Tenant-ID with every authenticated call
+        # (tenant users need none: their token names their tenant)
+        self.tenant_id: str | None = None
         self._refreshing: asyncio.Task[Tokens] | None = None
 
     # -- lifetime --------------------------------------------------------------------------
@@ -501,6 +507,8 @@ class ApiClient:
             sent["Content-Type"] = "application/json"
         if bearer is not None:
             sent["Authorization"] = f"Bearer {bearer}"
+            if self.tenant_id and not path.startswith("/api/auth/"):
+                sent.setdefault(TENANT_HEADER, self.tenant_id)
         try:
             return await self._http.request(
                 method, path, content=content, params=list(query), headers=sent

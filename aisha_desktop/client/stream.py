@@ -44,7 +44,7 @@ class ChangeStream:
         await self.aclose()
 
     async def connect(self) -> None:
-        from aisha_desktop.client.api import SYNC_STREAM, USER_AGENT
+        from aisha_desktop.client.api import SYNC_STREAM, TENANT_HEADER, USER_AGENT
 
         url = self._api.base_url + SYNC_STREAM
         token = await self._api.bearer_token()
@@ -55,9 +55,12 @@ class ChangeStream:
         try:
             for attempt in range(2):
                 try:
+                    headers = {"Authorization": f"Bearer {token}"}
+                    if self._api.tenant_id:
+                        headers[TENANT_HEADER] = self._api.tenant_id
                     self._socket = await self._session.ws_connect(
                         url,
-                        headers={"Authorization": f"Bearer {token}"},
+                        headers=headers,
                         heartbeat=self._heartbeat,
                         autoping=True,
                     )
