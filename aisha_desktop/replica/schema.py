@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Common to every record entity: what list views sort and filter on.
 COMMON_COLUMNS = ("updated_at", "created_at", "status", "owner_id", "assigned_to", "department")
@@ -140,6 +140,14 @@ def _create_v1(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _hidden_index_v2(db: sqlite3.Connection) -> None:
+    """Counting the shown rows (`hidden = 0`) read the whole wide table (~300 ms at 1M rows);
+    a narrow index answers it."""
+    for entity in RECORD_ENTITIES:
+        name = table(entity)
+        db.execute(f"CREATE INDEX IF NOT EXISTS ix_{name}_hidden ON {name} (hidden)")
+
+
 # MIGRATIONS[n] brings a file from user_version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _hidden_index_v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION

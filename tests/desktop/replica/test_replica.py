@@ -410,3 +410,26 @@ def test_a_local_create_is_shown_owned_by_the_replica_user(tmp_path: Path) -> No
         assert replica.outbox()[0].fields == {"first_name": "Mine"}
     with Replica(replica_path(tmp_path, "http://server", "tenant", user)) as reopened:
         assert reopened.local_create("notes", {"content": "x"})["owner_id"] == user
+
+
+def test_a_version_1_file_gains_the_count_index(tmp_path: Path) -> None:
+    from aisha_desktop.replica import schema
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as raw:  # a file as version 1 wrote it
+        schema.MIGRATIONS[0](raw)
+        raw.execute("PRAGMA user_version = 1")
+    replica = Replica(path)
+    try:
+        assert replica.count("contacts") == 0
+    finally:
+        replica.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+        plan = " ".join(
+            str(r[-1])
+            for r in raw.execute(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM r_contacts WHERE hidden = 0"
+            )
+        )
+    assert "ix_r_contacts_hidden" in plan, plan
