@@ -112,12 +112,15 @@ class AdminDialog(QDialog):
             await self.busy.task
 
     async def _guarded(self, work: Coroutine[Any, Any, Any]) -> None:
-        show_banner(self.error, "")
-        show_banner(self.status, "")
+        self.clear_banners()
         try:
             await work
         except Exception as exc:
             self.show_failure(exc)
+
+    def clear_banners(self) -> None:
+        show_banner(self.error, "")
+        show_banner(self.status, "")
 
     def show_failure(self, exc: BaseException) -> None:
         show_banner(self.error, refusal(exc))

@@ -130,7 +130,7 @@ class CustomFieldsDialog(AdminDialog):
 
     def __init__(self, api: ApiClient, tenant_id: str, parent: QWidget | None = None) -> None:
         super().__init__(api, tenant_id, parent)
-        self.resize(820, 620)
+        self.setMinimumSize(760, 600)
         self.fields: list[FieldDef] = []
         self.entity = QComboBox()
         for key, name in ENTITIES:
@@ -296,6 +296,7 @@ class CustomFieldsDialog(AdminDialog):
             label.setVisible(name in found)
 
     def add_field(self) -> None:
+        self.clear_banners()
         new = self.new_field()
         found = check_new_field(new, self.fields)
         self._show_errors(found)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialogButtonBox,
     QGridLayout,
@@ -72,7 +73,9 @@ class EntityRow:
         self.singular = QLineEdit()
         self.preview = QLabel()
         self.preview.setStyleSheet("color: #5f6368;")
-        self.preview.setMinimumWidth(200)
+        self.preview.setFixedWidth(240)  # long names must not squeeze the inputs
+        self.plural.setMinimumWidth(150)
+        self.singular.setMinimumWidth(150)
         self.reset = QPushButton("Reset")
         self.reset.setToolTip("Back to the default names for this entity")
         self.error = field_error_label()
@@ -99,11 +102,12 @@ class EntityRow:
 
     def refresh_preview(self) -> None:
         plural, singular = self.values()
-        self.preview.setText(
-            preview(
-                plural or self.plural.placeholderText(), singular or self.singular.placeholderText()
-            )
+        text = preview(
+            plural or self.plural.placeholderText(), singular or self.singular.placeholderText()
         )
+        metrics = self.preview.fontMetrics()
+        self.preview.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, 236))
+        self.preview.setToolTip(text)
 
     def changed(self) -> bool:
         if self.loaded is None:
@@ -186,7 +190,18 @@ class EntityLabelsDialog(AdminDialog):
                 labels[key] = {"plural": plural, "singular": singular or None}
         return labels, problems
 
+    def apply_mode(self) -> None:
+        super().apply_mode()
+        editable = self.can_edit and self.loaded
+        for row in self.rows.values():  # nothing to reset on a default name
+            row.reset.setEnabled(editable and row.loaded is not None and row.loaded.customized)
+        self.reset_all_button.setEnabled(
+            editable
+            and any(r.loaded is not None and r.loaded.customized for r in self.rows.values())
+        )
+
     def save(self) -> None:
+        self.clear_banners()
         labels, problems = self.changes()
         for key, row in self.rows.items():
             row.show_error(problems.get(key, ""))

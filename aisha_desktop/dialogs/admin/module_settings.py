@@ -28,6 +28,7 @@ from aisha_desktop.client import ApiClient
 from aisha_desktop.dialogs.admin.base import AdminDialog, humanize
 from aisha_desktop.dialogs.common import field_error_label, field_errors
 
+MODULE_NAMES = {"ai_campaigns": "AI campaigns"}
 SETTING_NAMES = {
     "ptt_enabled": "Push-to-talk",
     "auto_play_responses": "Play responses automatically",
@@ -88,7 +89,7 @@ class ListEditor(QWidget):
         buttons.addStretch(1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.list, 1)
+        layout.addWidget(self.list, 1, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(buttons)
 
     def _item(self, text: str) -> QListWidgetItem:
@@ -135,7 +136,7 @@ class ModulePage(QWidget):
         self.editors: dict[str, QCheckBox | QSpinBox | ListEditor] = {}
         self.controls: list[QWidget] = []
         form = QFormLayout(self)
-        heading = QLabel(f"<b>{humanize(module.name)}</b>")
+        heading = QLabel(f"<b>{MODULE_NAMES.get(module.name, humanize(module.name))}</b>")
         form.addRow(heading)
         for key, value in module.settings.items():
             name = SETTING_NAMES.get(key, humanize(key))
@@ -151,7 +152,8 @@ class ModulePage(QWidget):
                 form.addRow(name, editor)
             elif isinstance(value, list) and all(isinstance(v, str) for v in value):
                 editor = ListEditor(list(value))
-                form.addRow(name, editor)
+                form.addRow(QLabel(name))
+                form.addRow(editor)
                 self.controls += [
                     editor.list,
                     editor.add_button,
@@ -206,7 +208,7 @@ class ModuleSettingsDialog(AdminDialog):
 
     def __init__(self, api: ApiClient, tenant_id: str, parent: QWidget | None = None) -> None:
         super().__init__(api, tenant_id, parent)
-        self.resize(720, 460)
+        self.setMinimumSize(640, 420)
         self.modules = QListWidget()
         self.modules.setMaximumWidth(240)
         self.pages = QStackedWidget()
@@ -244,7 +246,7 @@ class ModuleSettingsDialog(AdminDialog):
         self.page_by_name.clear()
         self.editors = [self.save_button]
         for module in modules:
-            item = QListWidgetItem(humanize(module.name))
+            item = QListWidgetItem(MODULE_NAMES.get(module.name, humanize(module.name)))
             item.setData(Qt.ItemDataRole.UserRole, module.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(
@@ -300,6 +302,7 @@ class ModuleSettingsDialog(AdminDialog):
         return out
 
     def save(self) -> None:
+        self.clear_banners()
         problems = {name: page.problem() for name, page in self.page_by_name.items()}
         for name, page in self.page_by_name.items():
             page.show_error(problems[name] or "")

@@ -169,10 +169,10 @@ async def test_module_settings(live: Live, team: Team, qtbot: Any) -> None:  # n
         "document_processing": {"is_enabled": True},
         "realtime_voice": {"settings": {"ptt_enabled": False}},
     }
-    dialog.select("realtime_voice")
-    screenshot(dialog, "admin-module-settings")
     dialog.save()
     await dialog.wait()
+    dialog.select("opportunities")
+    screenshot(dialog, "admin-module-settings")
     assert banner(dialog) == "" and "Saved" in dialog.status.text()
     stored = {m["module_name"]: m for m in await api.request("GET", "/api/module-settings")}
     assert stored["opportunities"]["settings"]["stages"][-1] == "won"
