@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -71,6 +71,22 @@ def rejection_reason(rejection: Rejection) -> str:
         if isinstance(d, dict) and d.get("field") and d.get("message")
     ]
     return f"{reason} ({'; '.join(fields)})" if fields else reason
+
+
+class InboxLink(QLabel):
+    """The status bar's conflict count: clicking it opens the inbox."""
+
+    clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("Open the conflict inbox")
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
 
 
 class ConflictInbox(QDialog):
@@ -296,4 +312,4 @@ class ConflictInbox(QDialog):
         super().closeEvent(event)
 
 
-__all__ = ["EMPTY_TEXT", "ConflictInbox"]
+__all__ = ["EMPTY_TEXT", "ConflictInbox", "InboxLink"]

@@ -30,7 +30,9 @@ from aisha_desktop.models.fields import NAV_ENTITIES, entity_labels
 from aisha_desktop.models.sync_bridge import SyncBridge
 from aisha_desktop.replica import Replica
 from aisha_desktop.sync.engine import SyncEngine, SyncState
+from aisha_desktop.views.conflicts import ConflictInbox, InboxLink
 from aisha_desktop.views.entity_view import EntityView
+from aisha_desktop.views.health import HealthView
 
 STATUS_TEXT = {
     "stopped": ("Not syncing", "#666666"),
@@ -146,8 +148,11 @@ class MainWindow(QMainWindow):
         self.connection_label.setObjectName("connection")
         self.pending_label = QLabel()
         self.pending_label.setObjectName("pending")
-        self.conflicts_label = QLabel()
+        self.conflicts_label = InboxLink()
         self.conflicts_label.setObjectName("conflicts")
+        self.conflicts_label.clicked.connect(self.open_conflicts)
+        self.conflict_inbox: ConflictInbox | None = None
+        self.health_view: HealthView | None = None
         self.user_label = QLabel(self._who())
         bar = self.statusBar()
         for label in (self.connection_label, self.pending_label, self.conflicts_label):
@@ -170,6 +175,8 @@ class MainWindow(QMainWindow):
             Command("Next record", "Ctrl+Down", lambda: self.move_record(1)),
             Command("Previous record", "Ctrl+Up", lambda: self.move_record(-1)),
             Command("Sync now", "F5", self.engine.kick),
+            Command("Conflicts…", "", self.open_conflicts),
+            Command("System health…", "", self.open_health),
             Command("Command palette", "Ctrl+K", self.open_palette),
         ]
         for number, entity in enumerate(NAV_ENTITIES, start=1):
@@ -196,6 +203,23 @@ class MainWindow(QMainWindow):
         self.command_palette = palette
         palette.open()
         return palette
+
+    def open_conflicts(self) -> ConflictInbox:
+        if self.conflict_inbox is None:
+            me = getattr(getattr(self.context, "me", None), "user", None)
+            me_id = str(me.id) if me is not None else None
+            people = {me_id: str(me.display_name)} if me is not None and me_id else {}
+            self.conflict_inbox = ConflictInbox(self.bridge, self, people=people, me_id=me_id)
+        self.conflict_inbox.show()
+        self.conflict_inbox.raise_()
+        return self.conflict_inbox
+
+    def open_health(self) -> HealthView:
+        if self.health_view is None:
+            self.health_view = HealthView(self.engine.api, self)
+        self.health_view.show()  # (re)starts sampling; hiding or closing stops it
+        self.health_view.raise_()
+        return self.health_view
 
     @property
     def current_view(self) -> EntityView:
@@ -293,6 +317,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.bridge.close()
+        for window in (self.conflict_inbox, self.health_view):
+            if window is not None:
+                window.close()
         for view in self.views.values():
             view.tasks.cancel()
             view.model.close()

@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLabel
 
+from aisha_desktop.client.models import SyncConflict
 from aisha_desktop.models.sync_bridge import SyncBridge
 from aisha_desktop.sync import SyncEngine
 from aisha_desktop.views.conflicts import EMPTY_TEXT, ConflictInbox
+from aisha_desktop.views.main_window import MainWindow
 from tests.desktop.sync import conftest as sync_fixtures
 from tests.desktop.sync.conftest import Live, Team
-from tests.desktop.views.conftest import Desk
+from tests.desktop.views.conftest import Desk, fill, record
 
 live = sync_fixtures.live  # the real server behind a proxy, and users of one tenant
 team = sync_fixtures.team
@@ -228,3 +231,35 @@ async def test_render_conflicts(live: Live, team: Team, inbox_for: Opener) -> No
     path = SHOTS / "conflicts.png"
     assert inbox.grab().save(str(path))
     assert path.stat().st_size > 10_000
+
+
+async def test_main_window_opens_the_inbox_from_the_palette_and_status_bar(
+    desk: Desk, qtbot: Any
+) -> None:
+    fill(desk.replica, {"contacts": [record("contacts", 1)]})
+    contact = desk.replica.get("contacts", record("contacts", 1)["id"])
+    assert contact is not None
+    stored = SyncConflict(
+        "00000000-0000-4000-8000-00000000c0f1", "contacts", contact.id, "title",
+        "Server title", "My title", 1, 2, "u-1", None, None, None, None, None,
+    )  # fmt: skip
+    desk.replica.replace_conflicts([stored])
+    win = MainWindow(desk, search_delay_ms=10)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        palette = win.open_palette()
+        palette.query.setText("conflicts")
+        assert palette.visible_names() == ["Conflicts…"]
+        palette.run_current()
+        inbox = win.conflict_inbox
+        assert inbox is not None and inbox.isVisible()
+        assert inbox.shown_conflicts == [stored.id]
+        assert contact.data["first_name"] in texts(inbox) and "My title" in texts(inbox)
+        inbox.close()
+        assert not inbox.isVisible()
+        qtbot.mouseClick(win.conflicts_label, Qt.MouseButton.LeftButton)
+        assert win.conflict_inbox is inbox and inbox.isVisible()  # the same inbox again
+    finally:
+        win.close()
+    assert not inbox.isVisible()

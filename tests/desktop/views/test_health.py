@@ -17,8 +17,10 @@ from PySide6.QtWidgets import QApplication
 
 from aisha_desktop.client import ApiClient, MemoryTokenStore, Tokens
 from aisha_desktop.views.health import HealthView, parse_sample
+from aisha_desktop.views.main_window import MainWindow
 from tests.desktop.sync import conftest as sync_fixtures
 from tests.desktop.sync.conftest import Live, Team
+from tests.desktop.views.conftest import Desk
 
 live = sync_fixtures.live  # the real server behind a proxy, and users of one tenant
 team = sync_fixtures.team
@@ -214,3 +216,19 @@ async def test_render_health(live: Live, team: Team, open_view: Opener) -> None:
     path = SHOTS / "health.png"
     assert view.grab().save(str(path))
     assert path.stat().st_size > 20_000
+
+
+async def test_main_window_opens_health_and_stops_it_on_close(desk: Desk, qtbot: Any) -> None:
+    win = MainWindow(desk, search_delay_ms=10)
+    qtbot.addWidget(win)
+    win.show()
+    palette = win.open_palette()
+    palette.query.setText("health")
+    assert palette.visible_names() == ["System health…"]
+    palette.run_current()
+    view = win.health_view
+    assert view is not None and view.isVisible() and view.sampling
+    # the desk's client never signed in (and its server does not answer): shown, not raised
+    await until(lambda: "Metrics: Not signed in" in view.error.text(), what="failure shown")
+    win.close()
+    assert not view.sampling
