@@ -12,7 +12,9 @@ import pytest
 import qasync  # type: ignore[import-untyped]
 from PySide6.QtWidgets import QApplication, QWidget
 
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+from tests.desktop.screenshots import screenshot_dir
+
+SCREENSHOTS = screenshot_dir()
 T = TypeVar("T")
 
 

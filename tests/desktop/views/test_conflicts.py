@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +19,14 @@ from aisha_desktop.models.sync_bridge import SyncBridge
 from aisha_desktop.sync import SyncEngine
 from aisha_desktop.views.conflicts import EMPTY_TEXT, ConflictInbox
 from aisha_desktop.views.main_window import MainWindow
+from tests.desktop.screenshots import screenshot_dir
 from tests.desktop.sync import conftest as sync_fixtures
 from tests.desktop.sync.conftest import Live, Team
 from tests.desktop.views.conftest import Desk, fill, record
 
 live = sync_fixtures.live  # the real server behind a proxy, and users of one tenant
 team = sync_fixtures.team
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +17,14 @@ from PySide6.QtWidgets import QApplication
 from aisha_desktop.client import ApiClient, MemoryTokenStore, Tokens
 from aisha_desktop.views.health import HealthView, parse_sample
 from aisha_desktop.views.main_window import MainWindow
+from tests.desktop.screenshots import screenshot_dir
 from tests.desktop.sync import conftest as sync_fixtures
 from tests.desktop.sync.conftest import Live, Team
 from tests.desktop.views.conftest import Desk
 
 live = sync_fixtures.live  # the real server behind a proxy, and users of one tenant
 team = sync_fixtures.team
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 Opener = Callable[..., HealthView]
 
 

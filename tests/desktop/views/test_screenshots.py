@@ -11,9 +11,10 @@ from typing import Any
 from PySide6.QtGui import QImage
 
 from aisha_desktop.views.main_window import MainWindow
+from tests.desktop.screenshots import screenshot_dir
 from tests.desktop.views.conftest import Desk, fill
 
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 FIRST = [
     "Olivia",
     "Liam",
