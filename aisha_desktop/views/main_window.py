@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aisha_desktop.dialogs.admin import AdminDialog, AdminKind, open_admin_dialog
 from aisha_desktop.models.fields import NAV_ENTITIES, entity_labels
 from aisha_desktop.models.sync_bridge import SyncBridge
 from aisha_desktop.replica import Replica
@@ -177,6 +178,9 @@ class MainWindow(QMainWindow):
             Command("Sync now", "F5", self.engine.kick),
             Command("Conflicts…", "", self.open_conflicts),
             Command("System health…", "", self.open_health),
+            Command("Entity labels…", "", lambda: self.open_admin("entity_labels")),
+            Command("Module settings…", "", lambda: self.open_admin("module_settings")),
+            Command("Custom fields…", "", lambda: self.open_admin("custom_fields")),
             Command("Command palette", "Ctrl+K", self.open_palette),
         ]
         for number, entity in enumerate(NAV_ENTITIES, start=1):
@@ -220,6 +224,18 @@ class MainWindow(QMainWindow):
         self.health_view.show()  # (re)starts sampling; hiding or closing stops it
         self.health_view.raise_()
         return self.health_view
+
+    def open_admin(self, kind: AdminKind) -> AdminDialog:
+        """An admin settings dialog for the console's tenant (read-only for non-admins; the
+        dialog asks the server who the user is).  Needs the running qasync loop."""
+        tenant_id = getattr(self.context, "tenant_id", None) or self.engine.api.tenant_id
+        if tenant_id is None:
+            me = getattr(self.context, "me", None)
+            tenant_id = getattr(me, "tenant_id", None)
+        dialog = open_admin_dialog(kind, self.engine.api, str(tenant_id), self)
+        if kind == "entity_labels":  # new names show in the navigation at once
+            dialog.finished.connect(lambda _code: self.engine.kick())
+        return dialog
 
     @property
     def current_view(self) -> EntityView:

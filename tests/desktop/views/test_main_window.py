@@ -170,3 +170,23 @@ def test_shortcuts_and_command_palette(desk: Desk, qtbot: Any) -> None:
     assert win.current_view.entity == "accounts"
     qtbot.keyClicks(palette.query, "zzz")
     assert palette.visible_names() == []
+
+
+async def test_admin_dialogs_open_from_the_palette(desk: Desk, qtbot: Any) -> None:
+    """The palette opens the admin settings dialogs for the console's tenant (the load
+    against the unreachable server ends without raising)."""
+    from aisha_desktop.dialogs.admin import EntityLabelsDialog
+
+    desk.api.tenant_id = "00000000-0000-4000-8000-0000000000a1"
+    win = MainWindow(desk, search_delay_ms=10)
+    qtbot.addWidget(win)
+    win.show()
+    palette = win.open_palette()
+    palette.query.setText("labels")
+    assert palette.visible_names() == ["Entity labels…"]
+    palette.run_current()
+    dialogs = [d for d in win.findChildren(EntityLabelsDialog) if d.isVisible()]
+    assert len(dialogs) == 1
+    await dialogs[0].wait()
+    assert dialogs[0].tenant_id == desk.api.tenant_id
+    dialogs[0].close()
