@@ -13,6 +13,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS_MD = REPO / "docs" / "BENCHMARKS.md"
+JWT_SECRET = "bench-" + "s" * 58  # the benchmarks' servers and the tokens they mint
 
 
 def pct(sorted_values: Sequence[float], q: float) -> float:
@@ -134,6 +136,39 @@ def start_server(
 
     threading.Thread(target=drain, daemon=True).start()
     return Server(process, port, output)
+
+
+def server_env(database_url: str | None = None) -> dict[str, str]:
+    """The environment of a benchmarked `aisha-server`: this checkout, the benchmarks' JWT
+    secret, rate limits out of the way, quiet logs, no SMTP/Redis, the database named."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AISHA_", "DATABASE_URL"))},
+        "PYTHONPATH": str(REPO),
+        "JWT_SECRET": JWT_SECRET,
+        "RATE_LIMIT_MAX": "1000000000",
+        "AUTH_RATE_LIMIT_MAX": "1000000000",
+        "LOG_LEVEL": "warn",
+        "ENABLE_PERFORMANCE_LOGGING": "false",
+        "SMTP_HOST": "",
+        "REDIS_URL": "",
+        "PRODUCTION_READONLY": "false",
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def start_aisha_server(
+    data_dir: Path, *, database_url: str | None = None, cpu: int | None = None
+) -> Server:
+    """`aisha-server serve --port 0` on `data_dir` (and `database_url`, if any)."""
+    return start_server(
+        [sys.executable, "-m", "aisha_server", "serve", "--port", "0", "--data-dir",
+         str(data_dir)],
+        env=server_env(database_url),
+        cwd=data_dir,
+        cpu=cpu,
+    )  # fmt: skip
 
 
 def run_wrk(target: Target, *, connections: int, duration: float, cpu: int | None) -> Measurement:

@@ -40,7 +40,6 @@ import contextlib
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -58,7 +57,12 @@ from aisha_server.db import changelog, migrate
 from aisha_server.services import record_io
 from aisha_server.services.custom_fields import CustomFieldService, NewField
 from aisha_server.services.record_io import ImportOptions
-from tests.bench._common import machine, write_block
+from tests.bench._common import (
+    JWT_SECRET,
+    machine,
+    start_aisha_server,
+    write_block,
+)
 from tests.bench.bench_records import TenantSeed
 from tests.factories import make_tenant, make_user, token_for
 
@@ -69,7 +73,6 @@ EXPORT_GROWTH_SLACK_MB = 32.0
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_SCRATCH = "aisha_bench_import"
 PG_EXPORT_DB = "aisha_bench_export"
-JWT_SECRET = "bench-" + "s" * 58
 
 
 def make_csv(rows: int) -> bytes:
@@ -488,20 +491,13 @@ async def stream_export(base: str, token: str, pid: int) -> ExportRun:
 def run_export(backend: str, sizes: Sequence[int], reseed: bool) -> list[ExportRun]:
     """Seeded tenants of `sizes` contacts; the real server exports each (smallest first, after
     a warm-up export) while its RSS is sampled."""
-    from tests.bench._common import start_server
-    from tests.bench.bench_records import _settings, _tokens, server_env
+    from tests.bench.bench_records import _settings, _tokens
 
     data_dir, url, seeds = prepare_export_data(backend, sizes, reseed)
     with tempfile.TemporaryDirectory(prefix="aisha-bench-") as tmp:
         serve_dir = data_dir or Path(tmp)
         tokens = asyncio.run(_tokens(_settings(serve_dir, url), seeds))
-        server = start_server(
-            [sys.executable, "-m", "aisha_server", "serve", "--port", "0",
-             "--data-dir", str(serve_dir)],
-            env=server_env(url),
-            cwd=serve_dir,
-            cpu=None,
-        )  # fmt: skip
+        server = start_aisha_server(serve_dir, database_url=url)
         try:
             base = f"http://127.0.0.1:{server.port}"
             order = sorted(range(len(sizes)), key=lambda i: sizes[i])
