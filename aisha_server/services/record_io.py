@@ -42,6 +42,7 @@ from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability
 from aisha_server.db import changelog
 from aisha_server.db.base import utcnow
+from aisha_server.db.models import User
 from aisha_server.db.models.crm import Record
 from aisha_server.db.uow import Database
 from aisha_server.errors import BadRequest, Invalid, PayloadTooLarge
@@ -464,6 +465,12 @@ class _Checker:
         if rules.stages and stage is not None and stage not in rules.stages:
             errors.append({"field": "stage", "message": f"must be one of {list(rules.stages)}"})
         errors.extend(_link_problems(spec, rules.links, merged))
+        # owner and assignee name users of the tenant (the importer itself always may own)
+        people = rules.links.get(User, set())
+        for column in ("owner_id", "assigned_to"):
+            ref = typed.get(column)
+            if ref is not None and ref != rules.user_id and ref not in people:
+                errors.append({"field": column, "message": "no such user in this tenant"})
         return errors, typed
 
 
@@ -882,6 +889,9 @@ class RecordIOService:
             for column, target in spec.links.items():
                 if column in row.values:
                     want(target, row.values[column])
+            for column in ("owner_id", "assigned_to"):
+                if column in row.values:
+                    want(User, row.values[column])
             related = RELATED_TYPES.get(str(row.values.get("related_type", "")).strip())
             if related is not None and "related_id" in row.values:
                 want(related, row.values["related_id"])

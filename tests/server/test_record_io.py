@@ -424,3 +424,26 @@ async def test_emails_and_phones_are_normalised_and_matched(client: Any, team: T
                                        "errors": []}  # fmt: skip
     (ann,) = await listed(client, "contacts", team.admin)
     assert ann["title"] == "Chief" and ann["phone"] == "+12125550100"
+
+
+async def test_owner_and_assignee_must_be_users_of_the_tenant(client: Any, team: Team) -> None:
+    me = await (await client.get("/api/auth/me", headers=team.admin)).json()
+    outsider = await (await client.get("/api/auth/me", headers=team.outsider)).json()
+    admin_id, outsider_id = me["data"]["user"]["id"], outsider["data"]["user"]["id"]
+    text = (
+        "first_name,owner_id,assigned_to\n"
+        f"A,{admin_id},\n"  # the importer: fine
+        f"B,{uuid.uuid4()},\n"  # nobody
+        f"C,,{outsider_id}\n"  # another tenant's user
+    )
+    status, body = await upload(client, "contacts", text, team.admin, on_error="skip")
+    assert status == 201, body
+    rows = body["data"]["rows"]
+    assert [r["status"] for r in rows] == ["created", "error", "error"]
+    assert rows[1]["errors"][0]["field"] == "owner_id"
+    assert rows[2]["errors"][0]["field"] == "assigned_to"
+    # all-or-nothing (the default): a clear 422 report, nothing written, no database error
+    status, body = await upload(client, "contacts", f"first_name,owner_id\nD,{uuid.uuid4()}\n",
+                                team.admin)  # fmt: skip
+    assert status == 422 and body["code"] == "import_rejected", body
+    assert [c["first_name"] for c in await listed(client, "contacts", team.admin)] == ["A"]
