@@ -5,7 +5,11 @@ sortable indexed columns, column chooser).  The record panel edits the selected 
 a new one, with the form built from the entity's fields and the tenant's custom fields.
 Saving goes through the sync engine: the replica shows the edit at once and the outbox
 carries it to the server in the background.  Before a create, records with the same email
-or phone are looked up in the replica and shown as a warning the user must confirm."""
+or phone are looked up in the replica and shown as a warning the user must confirm.
+
+Beside the related activities and notes, the panel shows the record's timeline from the
+server (`TimelinePanel`).  Leads offer "Convert…" (`ConvertLeadDialog`, online only);
+opportunities switch between the table and a board by stage (`BoardView`)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QButtonGroup,
     QComboBox,
     QFrame,
     QHBoxLayout,
@@ -27,12 +32,16 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QTableView,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from aisha_desktop.dialogs.convert_lead import ConvertLeadDialog
+from aisha_desktop.models.board import module_enabled, opportunity_stages
 from aisha_desktop.models.fields import (
     FIELDS,
     STATUSES,
@@ -43,9 +52,11 @@ from aisha_desktop.models.fields import (
 from aisha_desktop.models.record_table import RecordTableModel
 from aisha_desktop.replica import RecordMissing, Replica, ReplicaRow
 from aisha_desktop.replica.schema import ENTITY_COLUMNS, SEARCH_FIELDS
-from aisha_desktop.sync.engine import SyncEngine
+from aisha_desktop.sync.engine import SyncEngine, SyncState
+from aisha_desktop.views.board import BoardView
 from aisha_desktop.views.record_editor import RecordEditor
 from aisha_desktop.views.tasks import TaskKeeper
+from aisha_desktop.views.timeline import TimelinePanel
 
 RELATED_ENTITIES = frozenset({"accounts", "contacts", "leads", "opportunities"})
 WARNING_STYLE = (
@@ -60,6 +71,7 @@ MESSAGE_STYLES = {"error": "color: #b3261e;", "info": "color: #2e6b30;"}
 
 class EntityView(QWidget):
     message = Signal(str)  # for the status bar
+    open_record = Signal(str, str)  # entity, id: show it in its view (a converted lead's contact)
 
     def __init__(
         self,
@@ -79,10 +91,14 @@ class EntityView(QWidget):
         self.tasks = TaskKeeper(self._failed)
         self.record_id: str | None = None  # None: the panel holds a new record
         self._duplicates_confirmed = False
+        self.board: BoardView | None = None  # opportunities: built when first shown
+        self._timeline_key: tuple[str | None, int | None] = (None, None)
+        self._awaited: str | None = None  # a record to select once sync brings it
         self.model = RecordTableModel(replica, entity, self, search_delay_ms=search_delay_ms)
         self.model.reloaded.connect(self._update_count)
         self.model.reloaded.connect(self._keep_selection)
         self.model.rowsInserted.connect(self._update_count)
+        self.model.reloaded.connect(self._select_awaited)
         self._build()
         self.rebuild_form(replica.settings("custom_fields"))
         self._update_count()
@@ -126,6 +142,7 @@ class EntityView(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.title)
         top.addWidget(self.count_label)
+        top.addWidget(self._layout_switch())
         top.addStretch(1)
         top.addWidget(self.search)
         top.addWidget(self.status_filter)
@@ -182,17 +199,26 @@ class EntityView(QWidget):
         self.revert_button.clicked.connect(self.revert)
         buttons = QHBoxLayout()
         buttons.addWidget(self.feedback, 1)
+        self.convert_button = QPushButton("Convert…")
+        self.convert_button.setObjectName("convertLead")
+        self.convert_button.clicked.connect(self.convert_lead)
+        self.convert_button.setVisible(self.entity == "leads")
+        buttons.addWidget(self.convert_button)
         buttons.addWidget(self.delete_button)
         buttons.addWidget(self.revert_button)
         buttons.addWidget(self.save_button)
-        self.related_title = QLabel("Related activities and notes")
-        self.related_title.setStyleSheet("font-weight: 600;")
         self.related = QListWidget()
         self.related.setObjectName("related")
-        self.related.setMaximumHeight(140)
-        has_related = self.entity in RELATED_ENTITIES
-        self.related_title.setVisible(has_related)
-        self.related.setVisible(has_related)
+        self.timeline = TimelinePanel(self.engine.api)
+        self.timeline.message.connect(self.message)
+        # related rows come from the replica (offline too); the timeline from the server
+        self.record_tabs = QTabWidget()
+        self.record_tabs.setObjectName("recordTabs")
+        self.record_tabs.addTab(self.related, "Activities and notes")
+        self.record_tabs.addTab(self.timeline, "Timeline")
+        self.record_tabs.setMinimumHeight(170)
+        self.record_tabs.setMaximumHeight(300)
+        self.record_tabs.setVisible(self.entity in RELATED_ENTITIES)
 
         panel = QWidget()
         panel.setMinimumWidth(340)
@@ -203,11 +229,12 @@ class EntityView(QWidget):
         side.addWidget(self.duplicates)
         side.addWidget(self.form_area, 1)
         side.addLayout(buttons)
-        side.addWidget(self.related_title)
-        side.addWidget(self.related)
+        side.addWidget(self.record_tabs)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.table)
+        self.list_stack = QStackedWidget()  # the table, or (opportunities) the board
+        self.list_stack.addWidget(self.table)
+        self.splitter.addWidget(self.list_stack)
         self.splitter.addWidget(panel)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
@@ -348,6 +375,8 @@ class EntityView(QWidget):
         self._say("")
         self._update_panel_title()
         self._load_related()
+        self._load_timeline(record)
+        self._update_convert()
 
     def _update_panel_title(self) -> None:
         record = self.current_record() if self.record_id is not None else None
@@ -359,8 +388,7 @@ class EntityView(QWidget):
     def _load_related(self) -> None:
         self.related.clear()
         shown = self.entity in RELATED_ENTITIES and self.record_id is not None
-        self.related.setVisible(shown)
-        self.related_title.setVisible(shown)
+        self.record_tabs.setVisible(shown)
         if not shown:
             return
         found = 0
@@ -518,3 +546,148 @@ class EntityView(QWidget):
             self._load_panel()
         elif entities & {"activities", "notes"}:
             self._load_related()
+        if entities & {"activities", "notes"}:
+            self.timeline.refresh()  # a changed record reloads it in _load_timeline
+        if self.board is not None:
+            self.board.entities_changed(entities)
+
+    # -- timeline ------------------------------------------------------------------------------
+    def _load_timeline(self, record: ReplicaRow | None) -> None:
+        if self.entity not in RELATED_ENTITIES:
+            return
+        if record is None:
+            self.timeline.show_record(None, None)
+            self._timeline_key = (None, None)
+            return
+        self.timeline.show_record(self.entity, record.id, on_server=record.version is not None)
+        key = (record.id, record.version)
+        if key[0] == self._timeline_key[0] and key != self._timeline_key:
+            self.timeline.refresh()  # the server has a newer version: new entries
+        self._timeline_key = key
+
+    def connection_changed(self, state: SyncState) -> None:
+        """The sync engine's state (through the window's bridge): online-only actions."""
+        self.timeline.connection_changed(state.online)
+        self._update_convert()
+
+    # -- lead conversion -----------------------------------------------------------------------
+    def _convert_refusal(self, record: ReplicaRow | None) -> str | None:
+        """Why "Convert…" is not possible now (None: it is)."""
+        if record is None:
+            return "Select a lead to convert"
+        if record.data.get("status") == "converted" or record.data.get("converted_at"):
+            return "This lead is already converted"
+        state = self.engine.state
+        if not state.online:
+            reason = {"signed_out": "you are signed out", "offline": "the server is unreachable"}
+            why = reason.get(state.status, "the console is not connected")
+            return f"Converting needs the server and {why}: edits still work offline"
+        if record.version is None or record.pending:
+            return "This lead has edits not yet synced: convert it once they reach the server"
+        return None
+
+    def _update_convert(self) -> None:
+        if self.entity != "leads":
+            return
+        refusal = self._convert_refusal(self.current_record())
+        self.convert_button.setEnabled(refusal is None)
+        self.convert_button.setToolTip(
+            refusal or "Convert into a contact, an account and optionally an opportunity"
+        )
+
+    def convert_lead(self) -> ConvertLeadDialog | None:
+        record = self.current_record()
+        refusal = self._convert_refusal(record)
+        if record is None or refusal is not None:
+            self._say(refusal or "", "error")
+            return None
+        modules = self.replica.settings("module_settings")
+        dialog = ConvertLeadDialog(
+            self.engine.api,
+            record.data,
+            self,
+            stages=opportunity_stages(modules),
+            opportunities_enabled=module_enabled(modules, "opportunities"),
+        )
+        dialog.accepted.connect(lambda: self._converted(dialog))
+        dialog.finished.connect(dialog.deleteLater)
+        self.convert_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _converted(self, dialog: ConvertLeadDialog) -> None:
+        result = dialog.conversion or {}
+        contact = result.get("contact") or {}
+        self.engine.kick()  # the new contact, account and opportunity come by sync
+        self._say(f"Converted: {display_name('contacts', contact)} is now a contact")
+        if dialog.contact_id is not None:
+            self.open_record.emit("contacts", dialog.contact_id)
+
+    def show_when_synced(self, record_id: str) -> None:
+        """Select `record_id` now, or as soon as sync brings it into the replica."""
+        if self.search.text():
+            self.search.clear()
+            self.model.search_now("")
+        self._awaited = record_id
+        self._select_awaited()
+
+    def _select_awaited(self) -> None:
+        record_id = self._awaited
+        if record_id is None:
+            return
+        if self.select_record(record_id):
+            self._awaited = None
+        elif self.replica.get(self.entity, record_id) is not None:
+            self._awaited = None  # in the replica but not among the rows read: show it anyway
+            self.record_id = record_id
+            self._load_panel()
+
+    # -- board (opportunities) -------------------------------------------------------------------
+    def _layout_switch(self) -> QWidget:
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(12, 0, 0, 0)
+        row.setSpacing(0)
+        self.layout_group = QButtonGroup(box)
+        self.table_toggle = QToolButton()
+        self.table_toggle.setText("Table")
+        self.board_toggle = QToolButton()
+        self.board_toggle.setText("Board")
+        self.board_toggle.setToolTip("Opportunities by stage: drag a card to change its stage")
+        for button in (self.table_toggle, self.board_toggle):
+            button.setCheckable(True)
+            self.layout_group.addButton(button)
+            row.addWidget(button)
+        self.table_toggle.setChecked(True)
+        self.board_toggle.toggled.connect(self.show_board)
+        box.setVisible(self.entity == "opportunities")
+        return box
+
+    def show_board(self, shown: bool = True) -> BoardView | None:
+        """The board instead of the table (opportunities only)."""
+        if self.entity != "opportunities":
+            return None
+        if shown and self.board is None:
+            self.board = BoardView(self.replica, self.engine)
+            self.board.setObjectName("board")
+            self.board.record_selected.connect(self._board_selected)
+            self.board.message.connect(self.message)
+            self.list_stack.addWidget(self.board)
+        (self.board_toggle if shown else self.table_toggle).setChecked(True)
+        self.list_stack.setCurrentWidget(self.board if shown and self.board else self.table)
+        for control in (self.search, self.status_filter, self.columns_button):
+            control.setEnabled(not shown)  # the board shows every opportunity by stage
+        return self.board
+
+    def _board_selected(self, record_id: str) -> None:
+        if record_id != self.record_id:
+            self.record_id = record_id
+            self._duplicates_confirmed = False
+            self._load_panel()
+
+    def close_view(self) -> None:
+        """The window closes: stop background work."""
+        self.tasks.cancel()
+        self.model.close()
+        if self.board is not None:
+            self.board.close_board()

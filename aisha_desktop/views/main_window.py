@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
             Command("Sync now", "F5", self.engine.kick),
             Command("Conflicts…", "", self.open_conflicts),
             Command("System health…", "", self.open_health),
+            Command("Opportunities board", "", self.open_board),
             Command("Entity labels…", "", lambda: self.open_admin("entity_labels")),
             Command("Module settings…", "", lambda: self.open_admin("module_settings")),
             Command("Custom fields…", "", lambda: self.open_admin("custom_fields")),
@@ -275,9 +276,22 @@ class MainWindow(QMainWindow):
                 search_delay_ms=self._search_delay_ms,
             )
             view.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+            view.open_record.connect(self.show_record)
+            self.bridge.state_changed.connect(view.connection_changed)
             self.views[entity] = view
             self.stack.addWidget(view)
         self.stack.setCurrentWidget(view)
+
+    def show_record(self, entity: str, record_id: str) -> EntityView:
+        """Open `entity`'s view on a record (selected once sync brings it, if need be)."""
+        view = self.open_entity(entity)
+        view.show_when_synced(record_id)
+        return view
+
+    def open_board(self) -> EntityView:
+        view = self.open_entity("opportunities")
+        view.show_board(True)
+        return view
 
     def _entities_changed(self, entities: frozenset[str]) -> None:
         if "entity_labels" in entities:
@@ -337,8 +351,7 @@ class MainWindow(QMainWindow):
             if window is not None:
                 window.close()
         for view in self.views.values():
-            view.tasks.cancel()
-            view.model.close()
+            view.close_view()
         super().closeEvent(event)
 
 
