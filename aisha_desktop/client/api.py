@@ -13,19 +13,37 @@ is called once, and the waiting requests raise `SessionExpired`.  Nothing loops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 import httpx
 import orjson
 
+from aisha_desktop.client.csv_io import (
+    IMPORT_TIMEOUT,
+    ColumnSelector,
+    ExportProgress,
+    ExportProgressCallback,
+    ExportResult,
+    ImportMode,
+    ImportRejected,
+    ImportReport,
+    MatchKey,
+    MultipartUpload,
+    OnError,
+    RecordCounter,
+    UploadProgress,
+    header_of,
+)
 from aisha_desktop.client.errors import (
     ApiError,
     AuthError,
@@ -33,6 +51,7 @@ from aisha_desktop.client.errors import (
     OfflineError,
     SessionExpired,
     UnexpectedResponse,
+    ValidationError,
     error_from_response,
 )
 from aisha_desktop.client.models import (
@@ -364,6 +383,118 @@ class ApiClient:
         path = f"{_record_path(entity, record_id)}/restore"
         return self._record(await self.request("POST", path))
 
+    # -- CSV import and export --------------------------------------------------------------
+    async def import_csv(
+        self,
+        entity: str,
+        data: bytes,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        mode: ImportMode = "create",
+        match: MatchKey | None = None,
+        dry_run: bool = False,
+        on_error: OnError = "rollback",
+        filename: str = "import.csv",
+        progress: UploadProgress | None = None,
+    ) -> ImportReport:
+        """`POST /api/<entity>/import` of a CSV file (multipart, sent in slices: `progress`
+        gets (bytes sent, total)).  `mapping`: CSV column -> field or `cf.<name>` (None: the
+        server matches columns named like fields).  With `on_error="rollback"` (the server's
+        default) a file with a bad row writes nothing and raises `ImportRejected` (its
+        `report` lists the bad rows); `"skip"` writes the good rows and reports the bad ones.
+        Cancelling the awaiting task closes the connection: an upload cut short imports
+        nothing."""
+        fields = {"mode": mode, "dry_run": "true" if dry_run else "false", "on_error": on_error}
+        if match is not None:
+            fields["match"] = match
+        if mapping is not None:
+            fields["mapping"] = orjson.dumps(dict(mapping)).decode()
+        upload = MultipartUpload(fields, data, filename)
+        headers = {"Content-Type": upload.content_type, "Content-Length": str(upload.size)}
+        try:
+            response = await self._stream(
+                "POST",
+                f"{_entity_path(entity)}/import",
+                headers=headers,
+                body=lambda: upload.body(progress),
+                read_timeout=IMPORT_TIMEOUT,
+            )
+        except ValidationError as exc:
+            if exc.code == "import_rejected":
+                raise ImportRejected(exc, mode=mode, dry_run=dry_run) from None
+            raise
+        try:
+            with self._transport_errors("POST", f"/api/{entity}/import"):
+                await response.aread()
+        finally:
+            await response.aclose()
+        try:
+            return ImportReport.from_json(self._envelope(response).get("data"))
+        except ValueError as exc:
+            raise UnexpectedResponse(str(exc), status=response.status_code) from None
+
+    async def export_csv(
+        self,
+        entity: str,
+        destination: Path | str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        progress: ExportProgressCallback | None = None,
+    ) -> ExportResult:
+        """Stream `GET /api/<entity>/export` (`params`: q, match, filters as on the list)
+        into `destination`, keeping only `columns` (header names, in that order) when given.
+        The file is written as `<destination>.part` and renamed when complete; a failure or a
+        cancel removes it, so no partial export is left behind."""
+        target = Path(destination)
+        partial = target.with_name(target.name + ".part")
+        path = f"{_entity_path(entity)}/export"
+        selector = ColumnSelector(columns) if columns else None
+        counter = RecordCounter()
+        written = 0
+        head = b""  # the stream's start, until its header line is complete
+
+        async def write(handle: BinaryIO, data: bytes) -> None:
+            nonlocal written
+            if data:
+                await asyncio.to_thread(handle.write, data)
+                written += len(data)
+
+        response = await self._stream("GET", path, query=_query(params))
+        try:
+            try:
+                handle = await asyncio.to_thread(partial.open, "wb")
+                try:
+                    with self._transport_errors("GET", path):
+                        async for chunk in response.aiter_bytes():
+                            if b"\n" not in head:
+                                head += chunk
+                            counter.feed(chunk)
+                            out = chunk if selector is None else selector.feed(chunk)
+                            await write(handle, out)
+                            if progress is not None:
+                                progress(ExportProgress(written, max(counter.records - 1, 0)))
+                    if selector is not None:
+                        await write(handle, selector.finish())
+                finally:
+                    await asyncio.to_thread(handle.close)
+            finally:
+                await response.aclose()
+            await asyncio.to_thread(partial.replace, target)
+        except ValueError as exc:  # the column selector: a column the export lacks
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise ClientError(str(exc)) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
+        rows = selector.rows if selector is not None else max(counter.records - 1, 0)
+        if progress is not None:
+            progress(ExportProgress(written, rows))
+        chosen = selector.columns if selector is not None else header_of(head)
+        return ExportResult(target, rows, written, chosen)
+
     # -- sync ------------------------------------------------------------------------------
     async def pull_changes(self, since: str | None, limit: int = 500) -> ChangesPage:
         """One page of the change feed after `since` (None starts a snapshot).  A cursor the
@@ -509,10 +640,16 @@ class ApiClient:
             sent["Authorization"] = f"Bearer {bearer}"
             if self.tenant_id and not path.startswith("/api/auth/"):
                 sent.setdefault(TENANT_HEADER, self.tenant_id)
-        try:
+        with self._transport_errors(method, path):
             return await self._http.request(
                 method, path, content=content, params=list(query), headers=sent
             )
+
+    @contextlib.contextmanager
+    def _transport_errors(self, method: str, path: str) -> Iterator[None]:
+        """httpx's failures as the client's errors."""
+        try:
+            yield
         except httpx.TimeoutException as exc:
             raise OfflineError(
                 f"The server at {self.base_url} did not answer in time ({method} {path})"
@@ -521,6 +658,73 @@ class ApiClient:
             raise OfflineError(f"The server at {self.base_url} cannot be reached: {exc}") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ClientError(f"{method} {path} failed: {exc}") from exc
+
+    async def _stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+        body: Callable[[], AsyncIterator[bytes]] | None = None,
+        read_timeout: float | None = None,
+    ) -> httpx.Response:
+        """An authenticated call whose answer is left unread (the caller reads and closes
+        it); an error answer is read and raised.  One refresh-and-retry on an expired token,
+        with the body made anew by `body()`."""
+        path = _checked_path(path)
+        tokens = await self._current_tokens()
+        if tokens is None:
+            raise AuthError("Not signed in", status=401, code="not_signed_in")
+        response = await self._open(
+            method, path, query, headers, body, tokens.access_token, read_timeout
+        )
+        if response.status_code == 401:
+            refused = await self._refusal(method, path, response)
+            if refused.code in SESSION_OVER:
+                raise await self._expire(refused, tokens, notify=True)
+            tokens = await self._refreshed(tokens.access_token, notify=True)
+            response = await self._open(
+                method, path, query, headers, body, tokens.access_token, read_timeout
+            )
+        if response.status_code >= 400:
+            raise await self._refusal(method, path, response)
+        return response
+
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        headers: Mapping[str, str] | None,
+        body: Callable[[], AsyncIterator[bytes]] | None,
+        bearer: str,
+        read_timeout: float | None,
+    ) -> httpx.Response:
+        sent = {**(headers or {}), "Authorization": f"Bearer {bearer}"}
+        if self.tenant_id:
+            sent.setdefault(TENANT_HEADER, self.tenant_id)
+        with self._transport_errors(method, path):
+            request = self._http.build_request(
+                method,
+                path,
+                params=list(query),
+                headers=sent,
+                content=body() if body is not None else None,
+                timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=read_timeout)
+                if read_timeout is not None
+                else httpx.USE_CLIENT_DEFAULT,
+            )
+            return await self._http.send(request, stream=True)
+
+    async def _refusal(self, method: str, path: str, response: httpx.Response) -> ApiError:
+        """The error of an unread error answer (read, then closed)."""
+        try:
+            with self._transport_errors(method, path):
+                await response.aread()
+        finally:
+            await response.aclose()
+        return self._error(response)
 
     @staticmethod
     def _decoded(response: httpx.Response) -> Any:
