@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QVBoxLayout, QWidget
 
-from aisha_desktop.client import ApiClient, Forbidden
+from aisha_desktop.client import ApiClient, CurrentUser, Forbidden
 from aisha_desktop.dialogs.common import (
     BANNER_INFO,
     BANNER_OK,
@@ -61,12 +61,15 @@ class AdminDialog(QDialog):
     in `editors`, and implement `fetch()` (runs on open and after each change)."""
 
     title = "Settings"
+    editing_roles = ADMIN_ROLES  # who edits; everyone else gets the dialog read-only
+    read_only_note = READ_ONLY_NOTE
 
     def __init__(self, api: ApiClient, tenant_id: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.api = api
         self.tenant_id = tenant_id
         self.role = ""
+        self.me: CurrentUser | None = None
         self.can_edit = False
         self.loaded = False
         self.editors: list[QWidget] = []
@@ -133,8 +136,9 @@ class AdminDialog(QDialog):
 
     async def _load(self) -> None:
         me = await self.api.me()
+        self.me = me
         self.role = me.role
-        self.can_edit = me.role in ADMIN_ROLES
+        self.can_edit = me.role in self.editing_roles
         await self.fetch()
         self.loaded = True
 
@@ -147,7 +151,7 @@ class AdminDialog(QDialog):
         for control in self.editors:
             control.setEnabled(editable)
         if self.loaded and not self.can_edit:
-            self.note.setText(READ_ONLY_NOTE.format(role=self.role or "a user without a role"))
+            self.note.setText(self.read_only_note.format(role=self.role or "a user without a role"))
             self.note.show()
         else:
             self.note.hide()

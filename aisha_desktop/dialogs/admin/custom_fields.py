@@ -1,6 +1,7 @@
 """Custom fields (guide 6.5): the fields of one entity (name, label, type, required,
 options, archived), adding one (type picker, options editor for choice types, checked
-before sending), archiving (never dropping: stored values stay) and restoring."""
+before sending), editing the selected one's label, options and required flag (its name and
+type never change), archiving (never dropping: stored values stay) and restoring."""
 
 from __future__ import annotations
 
@@ -111,14 +112,37 @@ def check_new_field(new: NewFieldInput, existing: list[FieldDef]) -> dict[str, s
             found["field_name"] = f"A field named “{name}” exists already{where}."
     if len(new.label) > LABEL_MAX:
         found["label"] = f"At most {LABEL_MAX} characters."
-    if new.field_type in CHOICE_TYPES:
-        if not new.options:
-            found["options"] = "A choice field needs at least one option (one per line)."
-        elif len({o.casefold() for o in new.options}) != len(new.options):
-            found["options"] = "Each option may appear only once."
-        elif any(len(o) > OPTION_MAX for o in new.options):
-            found["options"] = f"Options are at most {OPTION_MAX} characters."
+    if new.field_type in CHOICE_TYPES and (problem := check_options(new.options)):
+        found["options"] = problem
     return found
+
+
+def check_options(options: list[str]) -> str | None:
+    if not options:
+        return "A choice field needs at least one option (one per line)."
+    if len({o.casefold() for o in options}) != len(options):
+        return "Each option may appear only once."
+    if any(len(o) > OPTION_MAX for o in options):
+        return f"Options are at most {OPTION_MAX} characters."
+    return None
+
+
+def field_changes(
+    field: FieldDef, label: str, options: list[str], is_required: bool
+) -> dict[str, Any]:
+    """The PUT body for what an edit changed (an emptied label is sent as null)."""
+    body: dict[str, Any] = {}
+    if label != field.label:
+        body["label"] = label or None
+    if field.field_type in CHOICE_TYPES and tuple(options) != field.options:
+        body["options"] = options
+    if is_required != field.is_required:
+        body["is_required"] = is_required
+    return body
+
+
+def options_of(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def type_name(field_type: str) -> str:
@@ -190,7 +214,10 @@ class CustomFieldsDialog(AdminDialog):
         form.addRow("", self.errors["options"])
         form.addRow("", self.required)
         form.addRow("", self.add_button)
-        self.layout_.addWidget(box)
+        forms = QHBoxLayout()
+        forms.addWidget(box, 1)
+        forms.addWidget(self._edit_box(), 1)
+        self.layout_.addLayout(forms)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
         self.layout_.addWidget(self.buttons)
@@ -203,11 +230,37 @@ class CustomFieldsDialog(AdminDialog):
             self.add_button,
             self.archive_button,
             self.restore_button,
+            self.edit_label,
+            self.edit_options,
+            self.edit_required,
+            self.save_button,
         ]
         self.finish_layout()
         assert self.busy is not None
         self.busy.controls.append(self.entity)  # no switching entity while a call runs
         self._type_changed()
+
+    def _edit_box(self) -> QGroupBox:
+        self.edit_group = QGroupBox("Edit the selected field")
+        form = QFormLayout(self.edit_group)
+        self.edit_name = QLabel("Select a field in the list.")
+        self.edit_name.setStyleSheet("color: #5f6368;")
+        self.edit_label = QLineEdit()
+        self.edit_options = QPlainTextEdit()
+        self.edit_options.setMaximumHeight(90)
+        self.edit_options_label = QLabel("Options")
+        self.edit_required = QCheckBox("Required")
+        self.save_button = QPushButton("Save changes")
+        self.save_button.clicked.connect(self.save_selected)
+        self.edit_errors = {name: field_error_label() for name in ("label", "options")}
+        form.addRow("Field", self.edit_name)
+        form.addRow("Label", self.edit_label)
+        form.addRow("", self.edit_errors["label"])
+        form.addRow(self.edit_options_label, self.edit_options)
+        form.addRow("", self.edit_errors["options"])
+        form.addRow("", self.edit_required)
+        form.addRow("", self.save_button)
+        return self.edit_group
 
     @property
     def entity_key(self) -> str:
@@ -262,6 +315,18 @@ class CustomFieldsDialog(AdminDialog):
         raise KeyError(field_name)
 
     def _selection_changed(self) -> None:
+        chosen = self.selected()
+        choice = chosen is not None and chosen.field_type in CHOICE_TYPES
+        self.edit_options.setVisible(choice)
+        self.edit_options_label.setVisible(choice)
+        if chosen is None:
+            self.edit_name.setText("Select a field in the list.")
+        else:
+            self.edit_name.setText(f"{chosen.field_name}  ({type_name(chosen.field_type)})")
+        self.edit_label.setText(chosen.label if chosen is not None else "")
+        self.edit_options.setPlainText("\n".join(chosen.options) if chosen is not None else "")
+        self.edit_required.setChecked(chosen is not None and chosen.is_required)
+        self._show_edit_errors({})
         self.apply_mode()
 
     def apply_mode(self) -> None:
@@ -270,6 +335,10 @@ class CustomFieldsDialog(AdminDialog):
         editable = self.can_edit and self.loaded
         self.archive_button.setEnabled(editable and chosen is not None and not chosen.is_archived)
         self.restore_button.setEnabled(editable and chosen is not None and chosen.is_archived)
+        # an archived field is restored before it is edited
+        live = editable and chosen is not None and not chosen.is_archived
+        for control in (self.edit_label, self.edit_options, self.edit_required, self.save_button):
+            control.setEnabled(live)
 
     # -- add ------------------------------------------------------------------------------
     def _type_changed(self) -> None:
@@ -281,12 +350,11 @@ class CustomFieldsDialog(AdminDialog):
 
     def new_field(self) -> NewFieldInput:
         field_type = str(self.type.currentData())
-        options = [line.strip() for line in self.options.toPlainText().splitlines()]
         return NewFieldInput(
             field_name=self.name.text().strip(),
             label=self.label.text().strip(),
             field_type=field_type,
-            options=[o for o in options if o] if field_type in CHOICE_TYPES else [],
+            options=options_of(self.options.toPlainText()) if field_type in CHOICE_TYPES else [],
             is_required=self.required.isChecked(),
         )
 
@@ -331,6 +399,51 @@ class CustomFieldsDialog(AdminDialog):
         if found:
             self._show_errors({k: v for k, v in found.items() if k in self.errors})
         super().show_failure(exc)
+
+    # -- edit -----------------------------------------------------------------------------
+    def _show_edit_errors(self, found: dict[str, str]) -> None:
+        for name, label in self.edit_errors.items():
+            label.setText(found.get(name, ""))
+            label.setVisible(name in found)
+
+    def save_selected(self) -> None:
+        chosen = self.selected()
+        if chosen is None or chosen.is_archived:
+            return
+        self.clear_banners()
+        label = self.edit_label.text().strip()
+        options = options_of(self.edit_options.toPlainText())
+        found: dict[str, str] = {}
+        if len(label) > LABEL_MAX:
+            found["label"] = f"At most {LABEL_MAX} characters."
+        if chosen.field_type in CHOICE_TYPES and (problem := check_options(options)):
+            found["options"] = problem
+        self._show_edit_errors(found)
+        if found:
+            self.show_failure(ValueError("Fix the marked inputs; nothing was saved."))
+            return
+        body = field_changes(chosen, label, options, self.edit_required.isChecked())
+        if not body:
+            self.show_info("Nothing to save: the field is unchanged.")
+            return
+        self.run(self._save_field(chosen, body))
+
+    async def _save_field(self, chosen: FieldDef, body: dict[str, Any]) -> None:
+        try:
+            await self.api.request(
+                "PUT",
+                f"/api/custom-fields/{chosen.id}",
+                json=body,
+                params={"tenant_id": self.tenant_id},
+            )
+        except Exception as exc:  # the server's field errors go to the edit form, not "Add"
+            found = field_errors(exc)
+            self._show_edit_errors({k: v for k, v in found.items() if k in self.edit_errors})
+            AdminDialog.show_failure(self, exc)
+            return
+        await self.fetch()
+        self.select_field(chosen.field_name)
+        self.show_done(f"Saved “{chosen.label or chosen.field_name}”.")
 
     # -- archive / restore ----------------------------------------------------------------
     def archive_selected(self) -> None:
