@@ -220,6 +220,21 @@ class Settings(BaseSettings):
     CARE_AUDIT_LOG_RETENTION_DAYS: int = Field(
         90, ge=1, description="Days care_audit_log rows are kept"
     )
+    CARE_WORKER_ENABLED: bool = Field(
+        True, description="Run the scheduled C.A.R.E. checks in this server process"
+    )
+    CARE_SCAN_INTERVAL_SECONDS: int = Field(
+        300, ge=1, description="Seconds between scheduled C.A.R.E. scans"
+    )
+    CARE_SCAN_BATCH_SIZE: int = Field(
+        500, ge=1, le=100_000, description="Most records each check raises per tenant and scan"
+    )
+    CARE_DEAL_DECAY_MIN_AMOUNT: float = Field(
+        10_000, ge=0, description="Smallest opportunity amount the deal decay check watches"
+    )
+    CARE_HOT_PROBABILITY: int = Field(
+        70, ge=0, le=100, description="Smallest probability (%) of a hot opportunity"
+    )
 
     # -- sync ----------------------------------------------------------------------------
     SYNC_TOMBSTONE_RETENTION_DAYS: int = Field(
