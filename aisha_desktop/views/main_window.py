@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -34,6 +34,7 @@ from aisha_desktop.sync.engine import SyncEngine, SyncState
 from aisha_desktop.views.conflicts import ConflictInbox, InboxLink
 from aisha_desktop.views.entity_view import EntityView
 from aisha_desktop.views.health import HealthView
+from aisha_desktop.views.tenant_switcher import TenantSwitcher
 
 STATUS_TEXT = {
     "stopped": ("Not syncing", "#666666"),
@@ -114,6 +115,9 @@ class CommandPalette(QDialog):
 
 
 class MainWindow(QMainWindow):
+    # a superadmin chose another tenant: the composition root reopens the console on it
+    tenant_switch_requested = Signal(str)
+
     def __init__(self, context: ConsoleContext, *, search_delay_ms: int = 150) -> None:
         super().__init__()
         self.context = context
@@ -160,6 +164,12 @@ class MainWindow(QMainWindow):
             label.setContentsMargins(6, 0, 6, 0)
             bar.addPermanentWidget(label)
         bar.addPermanentWidget(self.user_label)
+        self.tenant_switcher: TenantSwitcher | None = None
+        if self.role == "superadmin":
+            self.tenant_switcher = TenantSwitcher(self.engine.api, self.console_tenant_id)
+            self.tenant_switcher.switch_requested.connect(self.tenant_switch_requested)
+            bar.addPermanentWidget(self.tenant_switcher)
+            self.tenant_switcher.start()
 
         self.commands = self._make_commands()
         self.bridge.state_changed.connect(self.show_state)
@@ -182,8 +192,15 @@ class MainWindow(QMainWindow):
             Command("Entity labels…", "", lambda: self.open_admin("entity_labels")),
             Command("Module settings…", "", lambda: self.open_admin("module_settings")),
             Command("Custom fields…", "", lambda: self.open_admin("custom_fields")),
+            Command("Users and invitations…", "", lambda: self.open_admin("users")),
+            Command("Employees…", "", lambda: self.open_admin("employees")),
+            Command("API keys…", "", lambda: self.open_admin("api_keys")),
+            Command("Tenant settings…", "", lambda: self.open_admin("tenant_settings")),
             Command("Command palette", "Ctrl+K", self.open_palette),
         ]
+        if self.role == "superadmin":  # everyone else: not offered at all
+            commands.append(Command("Tenants…", "", lambda: self.open_admin("tenants")))
+            commands.append(Command("Switch tenant…", "", self.choose_tenant))
         for number, entity in enumerate(NAV_ENTITIES, start=1):
             commands.append(
                 Command(
@@ -229,14 +246,27 @@ class MainWindow(QMainWindow):
     def open_admin(self, kind: AdminKind) -> AdminDialog:
         """An admin settings dialog for the console's tenant (read-only for non-admins; the
         dialog asks the server who the user is).  Needs the running qasync loop."""
+        dialog = open_admin_dialog(kind, self.engine.api, self.console_tenant_id, self)
+        if kind == "entity_labels":  # new names show in the navigation at once
+            dialog.finished.connect(lambda _code: self.engine.kick())
+        return dialog
+
+    @property
+    def role(self) -> str:
+        return str(getattr(getattr(self.context, "me", None), "role", "") or "")
+
+    @property
+    def console_tenant_id(self) -> str:
         tenant_id = getattr(self.context, "tenant_id", None) or self.engine.api.tenant_id
         if tenant_id is None:
             me = getattr(self.context, "me", None)
             tenant_id = getattr(me, "tenant_id", None)
-        dialog = open_admin_dialog(kind, self.engine.api, str(tenant_id), self)
-        if kind == "entity_labels":  # new names show in the navigation at once
-            dialog.finished.connect(lambda _code: self.engine.kick())
-        return dialog
+        return str(tenant_id)
+
+    def choose_tenant(self) -> None:
+        if self.tenant_switcher is not None:
+            self.tenant_switcher.setFocus()
+            self.tenant_switcher.showPopup()
 
     @property
     def current_view(self) -> EntityView:
@@ -347,6 +377,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.bridge.close()
+        if self.tenant_switcher is not None:
+            self.tenant_switcher.tasks.cancel()
         for window in (self.conflict_inbox, self.health_view):
             if window is not None:
                 window.close()
