@@ -4,11 +4,14 @@ Two modes:
 
 * **prefix** (the default): every word of the query must start one of the entity's searched
   values — a name, the e-mail address, the company, or (for words made of phone characters)
-  the phone number in E.164.  Each searched text column has a `(tenant_id, lower(column))`
-  index (migration 0003; `text_pattern_ops` on PostgreSQL), e-mail addresses are stored
-  lower-cased and phones in E.164 with their own `(tenant_id, ...)` indexes, so a word becomes
-  one index range per column inside the tenant, OR-ed: SQLite answers it with its multi-index
-  OR plan and PostgreSQL with a BitmapOr, at any table size.
+  the phone number in E.164.  Each searched text column has a lower-cased copy kept by the
+  database with a `(tenant_id, copy)` index (migration 0006; `text_pattern_ops` on
+  PostgreSQL), e-mail addresses are stored lower-cased and phones in E.164 with their own
+  `(tenant_id, ...)` indexes, so a word becomes one index range per column inside the tenant,
+  OR-ed: SQLite answers it with its multi-index OR plan and PostgreSQL with a BitmapOr, at any
+  table size.  On PostgreSQL the ranges are written with the leakproof text_pattern operators:
+  under row-level security that is what lets the planner use the indexes at all (see
+  `_starts_with` and db/models/crm.py).
 * **contains**: every word must occur anywhere in one of the searched columns
   (case-insensitive `LIKE '%word%'`).  No index serves that; it reads the tenant's rows (in the
   list's sort order, so a common word stops after one page).
@@ -37,6 +40,8 @@ from sqlalchemy import (
     func,
     or_,
 )
+
+from aisha_server.db.models.crm import SEARCH_INDEXES, search_key
 
 MAX_WORDS = 6
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -73,14 +78,37 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def successor(prefix: str) -> str | None:
+    """The least string greater than every string that starts with `prefix`, in code point
+    order (which is UTF-8 byte order): the prefix with its last character raised by one, after
+    dropping trailing U+10FFFF; None when there is none (a prefix of only U+10FFFF)."""
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    point = ord(stripped[-1]) + 1
+    if 0xD800 <= point <= 0xDFFF:  # surrogates are not characters (nor storable)
+        point = 0xE000
+    return stripped[:-1] + chr(point)
+
+
 def _starts_with(expression: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
-    """`expression` starts with `prefix`, in a form the expression's B-tree index serves."""
+    """`expression` starts with `prefix`, as a range [prefix, successor(prefix)) that a B-tree
+    index on the expression serves.
+
+    PostgreSQL: compared bytewise with the text_pattern operators (`~>=~`, `~<~`), which a
+    `text_pattern_ops` index serves under any collation and which are LEAKPROOF, so the planner
+    applies them at the index under row-level security (`lower()` or LIKE would be applied
+    row by row after the tenant policy: db/models/crm.py).  SQLite compares text bytewise
+    (BINARY collation) with plain `>=` / `<`."""
+    upper = successor(prefix)
     if dialect == "postgresql":
-        # a text_pattern_ops index serves a left-anchored LIKE
-        return expression.like(like_escape(prefix) + "%", escape="\\")  # type: ignore[no-any-return]
-    # SQLite compares text bytewise (BINARY collation): [prefix, prefix + U+10FFFF) holds
-    # exactly the strings that start with prefix
-    return and_(expression >= prefix, expression < prefix + "\U0010ffff")
+        low = expression.op("~>=~", is_comparison=True)(prefix)
+        if upper is None:
+            return low  # type: ignore[no-any-return]
+        return and_(low, expression.op("~<~", is_comparison=True)(upper))
+    if upper is None:
+        return expression >= prefix  # type: ignore[no-any-return]
+    return and_(expression >= prefix, expression < upper)
 
 
 def phone_prefixes(word: str, region: str) -> list[str]:
@@ -99,6 +127,13 @@ def phone_prefixes(word: str, region: str) -> list[str]:
     return found
 
 
+def _folded(model: type[Any], column: str) -> Any:
+    """`column` lower-cased: its stored copy when it has one (SEARCH_INDEXES), else lower()."""
+    if column in SEARCH_INDEXES.get(model.__tablename__, ()):
+        return search_key(model, column)
+    return func.lower(getattr(model, column))
+
+
 def _word_matches(
     model: type[Any],
     columns: Sequence[str],
@@ -111,7 +146,7 @@ def _word_matches(
     """The conditions any one of which makes `word` match a row."""
     if mode == "contains":
         pattern = f"%{like_escape(fold(word, dialect))}%"
-        return [func.lower(getattr(model, c)).like(pattern, escape="\\") for c in columns]
+        return [_folded(model, c).like(pattern, escape="\\") for c in columns]
     folded = fold(word, dialect)
     phone_like = is_phone_word(word)
     either: list[ColumnElement[bool]] = []
@@ -125,7 +160,7 @@ def _word_matches(
         elif column == "email":
             either.append(_starts_with(model.email, folded, dialect))
         else:
-            either.append(_starts_with(func.lower(getattr(model, column)), folded, dialect))
+            either.append(_starts_with(search_key(model, column), folded, dialect))
     return either
 
 

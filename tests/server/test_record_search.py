@@ -107,3 +107,94 @@ async def test_search_pages_follow_the_cursor(client: Any, people: dict[str, Any
             break
         url = f"/api/contacts?q=a&limit=1&cursor={cursor}"
     assert len(seen) == len(set(seen)) == 2  # Ann Smith (also Acme, ann.smith@) and Ann Jones
+
+
+# -- the plan under row-level security (PostgreSQL) ------------------------------------------
+
+
+async def _fill_tenants(app: Any, settings: Any, count: int) -> list[Any]:
+    """Two tenants of `count` contacts each (names, companies, e-mails, phones), written as
+    the application role, then ANALYZE as the database owner (the planner chooses by
+    statistics; the server's role may not analyse)."""
+    import asyncpg
+    from sqlalchemy import text
+
+    from aisha_server import keys
+
+    tenants = [await make_tenant(app, "Plan A"), await make_tenant(app, "Plan B")]
+    user, _ = await user_with_headers(app, "employee", tenants[0].id)
+
+    def write(session: Any) -> None:
+        for tenant in tenants:
+            session.execute(
+                text(
+                    "INSERT INTO contacts (tenant_id, owner_id, first_name, last_name, email,"
+                    " company, phone, phone_e164, created_at, updated_at)"
+                    " SELECT CAST(:t AS uuid), CASE WHEN g % 50 = 0 THEN CAST(:u AS uuid) END,"
+                    " 'N' || g, md5(g::text),"
+                    " 'e' || g || '@example.com', 'C' || g, '212555' || g, '+1212555' || g,"
+                    " now(), now() - g * interval '1 minute'"
+                    " FROM generate_series(1, :n) g"
+                ),
+                {"t": tenant.id, "u": user.id, "n": count},
+            )
+
+    await app[keys.DB].run(write, system=True)
+    conn = await asyncpg.connect(str(settings.DATABASE_URL))
+    try:
+        await conn.execute("ANALYZE contacts")
+    finally:
+        await conn.close()
+    return [tenants[0].id, user]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(
+    ("q", "role", "indexes"),
+    [
+        # few matches (the planner reads many in sort order instead, rightly)
+        ("n1234", "admin", ["first_name", "last_name", "company", "tenant_id_email"]),
+        ("abc", "admin", ["first_name", "last_name", "company", "tenant_id_email"]),
+        ("N1250", "employee", ["first_name", "last_name", "company", "tenant_id_email"]),
+        ("2125551234", "admin", ["tenant_id_phone_e164", "tenant_id_mobile_e164"]),
+    ],
+)
+async def test_prefix_search_reads_its_indexes_under_row_level_security(
+    client: Any, settings: Any, q: str, role: str, indexes: list[str]
+) -> None:
+    """The statement a list runs, EXPLAINed in a tenant transaction of the server's own unit
+    of work (the non-owner application role, FORCE ROW LEVEL SECURITY): the search conditions
+    go to the search indexes (a BitmapOr of index ranges) instead of being checked row by row
+    after the tenant policy, which `lower(column) LIKE 'w%'` was (lower() and LIKE are not
+    LEAKPROOF) - every search read the tenant's 20,000 rows."""
+    from sqlalchemy import text
+
+    from aisha_server import keys
+    from aisha_server.auth.principal import Principal
+    from aisha_server.auth.roles import Role
+    from aisha_server.services.records import SPECS, ListParams, RecordService, list_statement
+
+    app = client.app
+    tenant_id, user = await _fill_tenants(app, settings, 20_000)
+    spec = SPECS["contacts"]
+    actor = Principal(user_id=user.id, tenant_id=tenant_id, role=Role(role))
+    scope = RecordService._scope(spec, actor)
+    assert bool(scope) == (role == "employee")  # an employee sees own/assigned records only
+    statement = list_statement(spec, tenant_id, scope, ListParams(q=q), {}, "postgresql")
+    db = app[keys.DB]
+
+    def explain(session: Any) -> tuple[str, str, list[str]]:
+        compiled = statement.compile(session.connection(), compile_kwargs={"literal_binds": True})
+        plan = "\n".join(r[0] for r in session.execute(text(f"EXPLAIN {compiled}")))
+        who = session.execute(text("SELECT current_user")).scalar_one()
+        rows = session.execute(text(f"SELECT last_name FROM ({compiled}) s")).scalars().all()
+        return plan, who, list(rows)
+
+    plan, who, found = await db.run(explain, tenant_id=tenant_id, write=False)
+    assert who == settings.AISHA_DB_APP_ROLE, who  # RLS applies to this role
+    for index in indexes:
+        name = index if index.startswith("tenant_id_") else f"search_{index}"
+        assert f"ix_contacts_{name}" in plan, plan
+    assert "BitmapOr" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert found, "the search finds the rows it should"

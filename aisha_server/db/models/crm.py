@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, func, text
+from sqlalchemy import Column, Computed, ForeignKey, Index, String, Table, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from aisha_server.db.base import Base, Versioned, pk
@@ -201,10 +201,23 @@ class Note(Record, Base):
     related_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
-# Prefix search (`q`, services/search.py): one (tenant_id, lower(column)) index per searched
-# text column; on PostgreSQL with text_pattern_ops so a left-anchored LIKE uses it whatever
-# the database's collation.  E-mails (stored lower-cased) and phones (E.164) use the
-# (tenant_id, column) indexes above.
+# Prefix search (`q`, services/search.py).  Each searched text column has a lower-cased copy
+# that the database keeps itself (a generated column: STORED on PostgreSQL; VIRTUAL on SQLite,
+# where only the index holds the value - SQLite cannot add a STORED column to an existing
+# table, and autogenerate compares the expression, not the storage), indexed as
+# (tenant_id, copy); on PostgreSQL with
+# text_pattern_ops so a bytewise range (`~>=~` / `~<~`) uses it whatever the collation.
+#
+# Why copies and not (tenant_id, lower(column)) expression indexes (migration 0003): under
+# FORCE ROW LEVEL SECURITY PostgreSQL evaluates the tenant policy first and applies a user
+# condition at an index only if every function in it is LEAKPROOF; lower() and LIKE are not,
+# text_pattern_ge/text_pattern_lt are, so `copy ~>=~ 'smi' AND copy ~<~ 'smj'` is answered from
+# the index while `lower(column) LIKE 'smi%'` read the whole tenant (migration 0006).
+#
+# The copies are in the tables but not mapped: the ORM never reads or writes them (records,
+# their API views and the sync change log stay as they were), every insert path - ORM, bulk
+# INSERT, COPY - leaves them to the database.  E-mails (stored lower-cased) and phones (E.164)
+# are searched through the (tenant_id, column) indexes above.
 SEARCH_INDEXES: dict[str, tuple[str, ...]] = {
     "accounts": ("name",),
     "contacts": ("first_name", "last_name", "company"),
@@ -215,17 +228,31 @@ SEARCH_INDEXES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _search_index(model: type[Any], column: str) -> Index:
-    table: str = model.__tablename__
-    label = f"lower_{column}"
-    return Index(
-        f"ix_{table}_search_{column}",
-        model.tenant_id,
-        func.lower(getattr(model, column)).label(label),
-        postgresql_ops={label: "text_pattern_ops"},
+def search_key_name(column: str) -> str:
+    """The name of `column`'s lower-cased copy."""
+    return f"{column}_lower"
+
+
+def search_key(model: type[Any], column: str) -> Column[Any]:
+    """The lower-cased copy of `model`'s text `column` (a table column, not a mapped one)."""
+    table: Table = model.__table__
+    return table.c[search_key_name(column)]
+
+
+def _add_search_key(model: type[Any], column: str) -> None:
+    table: Table = model.__table__
+    source = table.c[column]
+    name = search_key_name(column)
+    key = Column(name, source.type, Computed(f"lower({column})", persisted=True))
+    table.append_column(key)
+    Index(
+        f"ix_{table.name}_search_{column}",
+        table.c.tenant_id,
+        key,
+        postgresql_ops={name: "text_pattern_ops"},
     )
 
 
 for _model in (Account, Contact, Lead, Opportunity, Activity, Note):
     for _column in SEARCH_INDEXES[_model.__tablename__]:
-        _search_index(_model, _column)
+        _add_search_key(_model, _column)
