@@ -22,6 +22,7 @@ from aisha_server import cors, keys, middlewares
 from aisha_server.api import (
     api_keys,
     auth,
+    care_triggers,
     custom_fields,
     employees,
     entity_labels,
@@ -61,6 +62,9 @@ from aisha_server.services.tenant_directory import TenantDirectory
 from aisha_server.services.tenants import TenantService
 from aisha_server.services.timeline import TimelineService
 from aisha_server.services.users import UserService
+from aisha_server.webhooks import http as outbound_http
+from aisha_server.webhooks.delivery import TriggerDeliveries
+from aisha_server.workers import care_triggers as care_trigger_worker
 
 log = logging.getLogger("aisha.server")
 
@@ -79,6 +83,7 @@ ROUTE_MODULES = (
     record_io,
     sync,
     records,
+    care_triggers,
     api_docs,
 )
 
@@ -168,11 +173,21 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         retention=timedelta(days=settings.AISHA_SYNC_RETENTION_DAYS),
     )
 
+    app[keys.HTTP] = outbound_http.OutboundHttp()
+    app[keys.CARE_TRIGGER_DELIVERIES] = TriggerDeliveries(db)
+    app[keys.CARE_TRIGGER_WORKER] = care_trigger_worker.CareTriggerWorker(
+        settings, db, app[keys.HTTP]
+    )
+
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)
     api_docs.setup(app)
 
+    # started in this order, stopped in reverse: the trigger worker stops before the HTTP
+    # client closes, and both before _lifecycle closes the database
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(outbound_http.lifespan)
+    app.cleanup_ctx.append(care_trigger_worker.lifespan)
     return app
 
 

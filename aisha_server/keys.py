@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from aisha_server.services.tenants import TenantService
     from aisha_server.services.timeline import TimelineService
     from aisha_server.services.users import UserService
+    from aisha_server.webhooks.delivery import TriggerDeliveries
+    from aisha_server.webhooks.http import OutboundHttp
+    from aisha_server.workers.care_triggers import CareTriggerWorker
 
 # -- application state ---------------------------------------------------------------------
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -49,6 +52,8 @@ SYSTEM_LOG: web.AppKey[SystemLogWriter] = web.AppKey("system_log")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
 CORS_ORIGINS: web.AppKey[frozenset[str]] = web.AppKey("cors_origins")
 REQUEST_IDS: web.AppKey[Callable[[], str]] = web.AppKey("request_ids")
+# the one outbound HTTP client (webhooks, providers), opened in cleanup_ctx
+HTTP: web.AppKey[OutboundHttp] = web.AppKey("http")
 # the generated OpenAPI document, built on first request
 OPENAPI: web.AppKey[OpenApiCache] = web.AppKey("openapi")
 
@@ -70,6 +75,9 @@ VALIDATION_POOL: web.AppKey[ValidationPool] = web.AppKey("validation_pool")
 TIMELINE_SERVICE: web.AppKey[TimelineService] = web.AppKey("timeline_service")
 SYNC_SERVICE: web.AppKey[SyncService] = web.AppKey("sync_service")
 SYNC_NOTIFIER: web.AppKey[SyncNotifier] = web.AppKey("sync_notifier")
+# C.A.R.E. workflow triggers (13.6): the outbox's admin side and the delivery worker
+CARE_TRIGGER_DELIVERIES: web.AppKey[TriggerDeliveries] = web.AppKey("care_trigger_deliveries")
+CARE_TRIGGER_WORKER: web.AppKey[CareTriggerWorker] = web.AppKey("care_trigger_worker")
 
 # -- per request -----------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -3,6 +3,7 @@
 from aisha_server.db.models.campaigns import AiCampaign
 from aisha_server.db.models.care import CareAuditLog, CareState
 from aisha_server.db.models.crm import Account, Activity, Contact, Lead, Note, Opportunity
+from aisha_server.db.models.deliveries import CareTriggerDelivery
 from aisha_server.db.models.identity import (
     ApiKey,
     AuthRefreshToken,
@@ -35,6 +36,7 @@ __all__ = [
     "AuthSession",
     "CareAuditLog",
     "CareState",
+    "CareTriggerDelivery",
     "Contact",
     "CustomField",
     "Employee",

@@ -1,0 +1,1 @@
+"""The loops that own background work; each is started and stopped by a `cleanup_ctx`."""
