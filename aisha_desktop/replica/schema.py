@@ -3,10 +3,14 @@ search on, and the versioned DDL (`PRAGMA user_version`)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-SCHEMA_VERSION = 2
+import orjson
+
+SCHEMA_VERSION = 3
 
 # Common to every record entity: what list views sort and filter on.
 COMMON_COLUMNS = ("updated_at", "created_at", "status", "owner_id", "assigned_to", "department")
@@ -21,7 +25,8 @@ ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "notes": ("title", "related_type", "related_id"),
 }
 
-# What the lower-cased `search` column is made of (a substring search over these).
+# What a record's search words are made of: a search finds the rows where every typed word
+# starts one of these words (as the server's `q` does).
 SEARCH_FIELDS: dict[str, tuple[str, ...]] = {
     "accounts": ("name", "email", "phone", "website", "city"),
     "contacts": ("first_name", "last_name", "email", "phone", "mobile", "company", "title"),
@@ -44,6 +49,11 @@ INDEXED: dict[str, tuple[str, ...]] = {
     "notes": ("title", "related_id"),
 }
 
+# Phone numbers are also found by their digits, with or without the country code.
+PHONE_FIELDS = frozenset({"phone", "mobile"})
+_WORD = re.compile(r"\w+")
+_PHONE_LIKE = re.compile(r"[+(]?\d[\d\s().\-/]*")
+
 RECORD_ENTITIES = tuple(ENTITY_COLUMNS)
 # Replicated read-only: the server's push takes records only.
 SETTINGS_ENTITIES = ("module_settings", "entity_labels", "custom_fields")
@@ -58,6 +68,54 @@ def table(entity: str) -> str:
     if entity not in ENTITY_COLUMNS:
         raise ValueError(f"not a replicated record entity: {entity!r}")
     return f"r_{entity}"
+
+
+def _value_words(value: str, phone: bool) -> Iterable[str]:
+    for chunk in value.lower().split():
+        yield from _WORD.findall(chunk)
+        if not _WORD.fullmatch(chunk):
+            yield chunk  # "ann@ex.io", "o'brien": also found by what was typed as is
+    if phone:
+        digits = "".join(c for c in value if c.isdigit())
+        if digits:
+            yield digits
+            if value.lstrip().startswith("+"):
+                # "+15550001234": also "5550001234" (we do not know the country code's length)
+                yield from (digits[n:] for n in (1, 2, 3) if len(digits) - n >= 4)
+
+
+def search_words(entity: str, data: Mapping[str, Any]) -> str:
+    """The words a record is found by, as the JSON array the `search` column holds (the
+    word index is kept from it by triggers)."""
+    words: set[str] = set()
+    for name in SEARCH_FIELDS[entity]:
+        value = data.get(name)
+        if value not in (None, ""):
+            words.update(_value_words(str(value), name in PHONE_FIELDS))
+    return orjson.dumps(sorted(words)).decode()
+
+
+def query_words(text: str) -> list[str]:
+    """What each typed word must be the start of: words as they are indexed; a phone number
+    ("(212) 555-01", "+44 20") by its digits; anything else ("ann@ex", "o'bri") as typed."""
+    found: list[str] = []
+    phone = False  # the previous chunk was part of a phone number: the digits continue it
+    for chunk in text.lower().split():
+        if _PHONE_LIKE.fullmatch(chunk) and any(c.isdigit() for c in chunk):
+            digits = "".join(c for c in chunk if c.isdigit())
+            if phone:
+                found[-1] += digits
+            else:
+                found.append(digits)
+            phone = True
+            continue
+        phone = False
+        found.append(chunk)
+    return list(dict.fromkeys(found))
+
+
+def words_table(entity: str) -> str:
+    return f"w_{entity}"
 
 
 def _create_v1(db: sqlite3.Connection) -> None:
@@ -131,7 +189,7 @@ def _create_v1(db: sqlite3.Connection) -> None:
                 hidden INTEGER NOT NULL DEFAULT 0,
                 gen INTEGER NOT NULL DEFAULT 0,
                 {indexed},
-                search TEXT NOT NULL DEFAULT ''
+                search TEXT NOT NULL DEFAULT '[]'
             )"""
         )
         for column in (*INDEXED_COMMON, *INDEXED[entity]):
@@ -148,6 +206,46 @@ def _hidden_index_v2(db: sqlite3.Connection) -> None:
         db.execute(f"CREATE INDEX IF NOT EXISTS ix_{name}_hidden ON {name} (hidden)")
 
 
+def _word_index_v3(db: sqlite3.Connection) -> None:
+    """A search that matched few rows read the whole wide table (`search LIKE '%w%'`, 1.6 s
+    at 1M rows).  Each record's words now go to a narrow (word, id) index, kept by triggers
+    from the `search` column (a JSON array of words): a typed word is a range of it."""
+    for entity in RECORD_ENTITIES:
+        name, words = table(entity), words_table(entity)
+        db.execute(
+            f"CREATE TABLE {words} (word TEXT NOT NULL, id TEXT NOT NULL, "
+            "PRIMARY KEY (word, id)) WITHOUT ROWID"
+        )
+        add = (
+            f"INSERT OR IGNORE INTO {words} (word, id) "
+            "SELECT value, new.id FROM json_each(new.search)"
+        )
+        drop = (
+            f"DELETE FROM {words} WHERE id = old.id "
+            "AND word IN (SELECT value FROM json_each(old.search))"
+        )
+        rows = db.execute(f"SELECT id, coalesce(data, base) FROM {name}").fetchall()
+        db.executemany(
+            f"UPDATE {name} SET search = ? WHERE id = ?",
+            ((search_words(entity, orjson.loads(data)), rid) for rid, data in rows),
+        )
+        db.execute(
+            f"INSERT OR IGNORE INTO {words} (word, id) "
+            f"SELECT value, {name}.id FROM {name}, json_each({name}.search)"
+        )
+        db.execute(f"CREATE TRIGGER {name}_words_ai AFTER INSERT ON {name} BEGIN {add}; END")
+        db.execute(f"CREATE TRIGGER {name}_words_ad AFTER DELETE ON {name} BEGIN {drop}; END")
+        db.execute(
+            f"CREATE TRIGGER {name}_words_au AFTER UPDATE OF search, id ON {name} "
+            f"WHEN old.search IS NOT new.search OR old.id IS NOT new.id "
+            f"BEGIN {drop}; {add}; END"
+        )
+
+
 # MIGRATIONS[n] brings a file from user_version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _hidden_index_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _create_v1,
+    _hidden_index_v2,
+    _word_index_v3,
+]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -41,13 +41,19 @@ from aisha_desktop.replica.schema import (
     MIGRATIONS,
     RECORD_ENTITIES,
     SCHEMA_VERSION,
-    SEARCH_FIELDS,
     SETTINGS_ENTITIES,
     columns,
+    query_words,
+    search_words,
     table,
+    words_table,
 )
 
 CUSTOM_FIELDS = "custom_fields"
+# A search word with fewer index entries than this drives the query (its rows are read and
+# sorted); with more, the sort index is walked and rows checked (a few rows per match).
+_WORD_SCAN = 5000
+_LAST_CHAR = "\U0010ffff"
 NOT_SYNCED = frozenset({"id", "tenant_id", "version", "created_at", "updated_at", "deleted_at"})
 
 
@@ -202,14 +208,6 @@ def _column_value(value: Any) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else dumps(value).strip('"')
-
-
-def _search_text(entity: str, data: Mapping[str, Any]) -> str:
-    return " ".join(
-        str(data[name]).lower()
-        for name in SEARCH_FIELDS[entity]
-        if data.get(name) not in (None, "")
-    )
 
 
 def _entry(row: sqlite3.Row) -> OutboxEntry:
@@ -408,7 +406,7 @@ class Replica:
     ) -> QueryPage:
         """A page of shown rows.  `sort` is an indexed column, `-` for descending (ties by
         id); `filters` are equalities on indexed columns (None: empty; a list: any of);
-        `search` matches rows containing every word; page by `offset` or, cheaper, by the
+        `search` matches rows where every typed word starts one of the record's words; page by `offset` or, cheaper, by the
         previous page's `next_after`."""
         name = table(entity)
         allowed = columns(entity)
@@ -432,26 +430,51 @@ class Replica:
             else:
                 where.append(f"{key} = ?")
                 params.append(_column_value(value))
-        for word in (search or "").lower().split():
-            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append("search LIKE ? ESCAPE '\\'")
-            params.append(f"%{escaped}%")
         if after is not None:
             where.append(f"({column}, id) {'<' if descending else '>'} (?, ?)")
             params += [after[0], after[1]]
         direction = "DESC" if descending else "ASC"
-        sql = (
-            f"SELECT id, version, coalesce(data, base) AS data, pending, {column} AS sort_key "
-            f"FROM {name} "
-            f"WHERE {' AND '.join(where)} ORDER BY {column} {direction}, id {direction} "
-            "LIMIT ? OFFSET ?"
-        )
+        words = query_words(search or "")
+        source = name
         with self._read() as db:
+            if words:
+                # the rarest word drives: its few matches come through the word index and are
+                # sorted; when every word is common the sort index is walked instead, each
+                # row checked for its words
+                counts = {w: self._word_count(db, entity, w) for w in words}
+                driver = min(words, key=counts.__getitem__)
+                indexed = counts[driver] < _WORD_SCAN
+                for word in words:
+                    if not (indexed and word == driver):
+                        where.append("instr(search, ?) > 0")
+                        params.append(orjson.dumps(word).decode()[:-1])  # '"ann': a word start
+                if indexed:
+                    source = (
+                        f"(SELECT DISTINCT id AS match_id FROM {words_table(entity)} "
+                        f"WHERE word >= ? AND word < ?) CROSS JOIN {name} ON id = match_id"
+                    )
+                    params = [driver, driver + _LAST_CHAR, *params]
+            sql = (
+                f"SELECT id, version, coalesce(data, base) AS data, pending, {column} AS sort_key "
+                f"FROM {source} "
+                f"WHERE {' AND '.join(where)} ORDER BY {column} {direction}, id {direction} "
+                "LIMIT ? OFFSET ?"
+            )
             rows = db.execute(sql, (*params, limit + 1, offset)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         next_after = (rows[-1]["sort_key"], rows[-1]["id"]) if more and rows else None
         return QueryPage([self._view(entity, r) for r in rows], next_after)
+
+    @staticmethod
+    def _word_count(db: sqlite3.Connection, entity: str, word: str) -> int:
+        """How many index entries start with `word`, counted up to `_WORD_SCAN`."""
+        row = db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {words_table(entity)} "
+            "WHERE word >= ? AND word < ? LIMIT ?)",
+            (word, word + _LAST_CHAR, _WORD_SCAN),
+        ).fetchone()
+        return int(row[0])
 
     def count(self, entity: str) -> int:
         with self._read() as db:
@@ -582,7 +605,7 @@ class Replica:
             int(hidden),
             gen,
             *(_column_value(shown.get(c)) for c in columns(entity)),
-            _search_text(entity, shown),
+            search_words(entity, shown),
         )
 
     def _store(
