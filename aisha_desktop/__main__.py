@@ -18,14 +18,18 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from aisha_desktop.bootstrap import Bootstrap, Cancelled, StartupError, user_data_dir
-from aisha_desktop.client import ClientError, Session
-from aisha_desktop.context import AppContext
-from aisha_desktop.first_run import FirstRun, FirstRunForm
-from aisha_desktop.local_server import LocalServerError
-from aisha_desktop.signin import LoginRequest
+# Only what starting the bundled server needs is imported up front: the rest (Qt, the
+# client...) loads while the server starts (see `prestart_server`).
+from aisha_desktop.local_server import LocalServer, LocalServerError
+from aisha_desktop.settings import SETTINGS_FILE, DesktopSettings, user_data_dir
+
+if TYPE_CHECKING:
+    from aisha_desktop.client import Session
+    from aisha_desktop.context import AppContext
+    from aisha_desktop.first_run import FirstRun
+    from aisha_desktop.signin import LoginRequest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,11 +57,12 @@ def main_window_class() -> Any:
     return MainWindow
 
 
-async def _closed(window: Any) -> None:
-    """Until the user closes `window`."""
+async def _closed(window: Any) -> str | None:
+    """Until the user closes `window` (None), or a superadmin picks another tenant in it
+    (that tenant's id)."""
     from PySide6.QtWidgets import QApplication
 
-    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
     app = QApplication.instance()
     assert isinstance(app, QApplication)
 
@@ -65,18 +70,76 @@ async def _closed(window: Any) -> None:
         if not future.done():
             future.set_result(None)
 
+    def switch(tenant_id: str) -> None:
+        if not future.done():
+            future.set_result(tenant_id)
+
     app.lastWindowClosed.connect(closed)
-    await future
+    requested = getattr(window, "tenant_switch_requested", None)
+    if requested is not None:
+        requested.connect(switch)
+    try:
+        return await future
+    finally:
+        app.lastWindowClosed.disconnect(closed)
+        if requested is not None:
+            requested.disconnect(switch)
 
 
-async def run_gui(data_dir: Path) -> int:
+async def _switch_tenant(context: AppContext, window: Any, tenant_id: str) -> tuple[Any, Any]:
+    """Reopen the console on `tenant_id` (a new window on the new context, then the old one
+    closes); on a refusal the message is shown and the console stays where it was."""
     from PySide6.QtWidgets import QMessageBox
 
+    from aisha_desktop.bootstrap import TenantSwitchFailed
+    from aisha_desktop.client import ClientError
+    from aisha_desktop.dialogs.common import describe
+    from aisha_desktop.dialogs.prompts import finished
+
+    assert context.switch is not None
+    window.setEnabled(False)
+    problem = ""
+    try:
+        new = await context.switch(tenant_id)
+    except ClientError as exc:  # refused before anything closed
+        new, problem = None, describe(exc)
+    except TenantSwitchFailed as exc:  # back on the previous tenant, in a new context
+        new, problem = exc.context, str(exc)
+    replacement = window
+    if new is not None:
+        replacement = main_window_class()(new)
+        replacement.show()
+        window.close()
+    replacement.setEnabled(True)
+    if problem:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Switch tenant", f"Could not switch: {problem}")
+        await finished(box)
+    return new or context, replacement
+
+
+def prestart_server(data_dir: Path) -> LocalServer | None:
+    """Begin starting the bundled server before the console imports Qt (the two start in
+    parallel on a multi-core machine); `Bootstrap` waits for it."""
+    if DesktopSettings.load(data_dir / SETTINGS_FILE).server_mode != "bundled":
+        return None
+    local = LocalServer(data_dir / "server")
+    try:
+        local.prestart()
+    except OSError:
+        return None  # `Bootstrap` tries again and explains what is wrong
+    return local
+
+
+async def run_gui(data_dir: Path, local: LocalServer | None = None) -> int:
+    from PySide6.QtWidgets import QMessageBox
+
+    from aisha_desktop.bootstrap import Bootstrap, Cancelled, StartupError
+    from aisha_desktop.client import ClientError
     from aisha_desktop.dialogs.prompts import DialogPrompts, finished
 
     prompts = DialogPrompts()
     try:
-        context = await Bootstrap(data_dir, prompts).run()
+        context = await Bootstrap(data_dir, prompts, local=local).run()
     except Cancelled:
         return 0
     except (LocalServerError, StartupError, ClientError) as exc:
@@ -88,7 +151,8 @@ async def run_gui(data_dir: Path) -> int:
     try:
         window = main_window_class()(context)
         window.show()
-        await _closed(window)
+        while (tenant_id := await _closed(window)) is not None and context.switch is not None:
+            context, window = await _switch_tenant(context, window, tenant_id)
     finally:
         await context.aclose()
     return 0
@@ -106,6 +170,8 @@ class ScriptedPrompts:
         pass
 
     async def first_run(self, setup: FirstRun, server_url: str) -> bool:
+        from aisha_desktop.first_run import FirstRunForm
+
         await setup.complete(
             FirstRunForm(
                 tenant_name="Self-test Ltd",
@@ -119,6 +185,8 @@ class ScriptedPrompts:
         return True
 
     async def login(self, request: LoginRequest) -> Session | None:
+        from aisha_desktop.bootstrap import StartupError
+
         raise StartupError(f"unexpected sign-in prompt ({request.message or 'start-up'})")
 
 
@@ -139,6 +207,8 @@ class Steps:
 
 async def self_test(out: TextIO = sys.stdout) -> int:
     from keyring.backends.fail import Keyring as NoKeyring
+
+    from aisha_desktop.bootstrap import Bootstrap
 
     steps = Steps(out)
     with tempfile.TemporaryDirectory(prefix="aisha-self-test-") as tmp:
@@ -227,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if args.self_test and headless and sys.platform.startswith("linux"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    data_dir = args.data_dir.expanduser().resolve() if args.data_dir else user_data_dir()
+    local = None if args.self_test else prestart_server(data_dir)
 
     import qasync  # type: ignore[import-untyped]
     from PySide6.QtCore import QTimer
@@ -244,8 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ticker = QTimer()
     ticker.timeout.connect(lambda: None)
     ticker.start(250)
-    data_dir = args.data_dir.expanduser().resolve() if args.data_dir else user_data_dir()
-    work = self_test() if args.self_test else run_gui(data_dir)
+    work = self_test() if args.self_test else run_gui(data_dir, local)
     with loop:
         code: int = loop.run_until_complete(work)
     return code

@@ -34,7 +34,7 @@ from aisha_desktop.context import AppContext
 from aisha_desktop.first_run import FirstRun, email_problem, setup_open
 from aisha_desktop.local_server import LocalServer
 from aisha_desktop.replica import Replica
-from aisha_desktop.settings import SETTINGS_FILE, DesktopSettings
+from aisha_desktop.settings import SETTINGS_FILE, DesktopSettings, user_data_dir
 from aisha_desktop.signin import LoginForm, LoginRequest
 from aisha_desktop.sync import SyncEngine
 
@@ -99,10 +99,13 @@ class StartupError(Exception):
     """Start-up failed for a reason to show the user."""
 
 
-def user_data_dir() -> Path:
-    import platformdirs
+class TenantSwitchFailed(StartupError):
+    """The new tenant's replica could not be opened; `context` is the previous tenant's,
+    opened again, to go on with."""
 
-    return Path(platformdirs.user_data_dir("aisha", appauthor=False))
+    def __init__(self, message: str, context: AppContext) -> None:
+        super().__init__(message)
+        self.context = context
 
 
 class Bootstrap:
@@ -115,12 +118,14 @@ class Bootstrap:
         *,
         keyring_backend: Any = None,
         poll_interval: float = 30.0,
+        local: LocalServer | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.prompts = prompts
         self.settings_path = self.data_dir / SETTINGS_FILE
         self.settings = DesktopSettings.load(self.settings_path)
-        self.local: LocalServer | None = None
+        # the bundled server, when `main` already began starting it (`LocalServer.prestart`)
+        self.local: LocalServer | None = local
         self.api: ApiClient | None = None
         self.store: RememberingTokenStore | None = None
         self.context: AppContext | None = None
@@ -166,7 +171,8 @@ class Bootstrap:
         url = self.settings.server_url
         if bundled:
             self.prompts.status("Starting the local server...")
-            self.local = LocalServer(self.data_dir / "server")
+            if self.local is None:
+                self.local = LocalServer(self.data_dir / "server")
             url = await self.local.start()
         api = await self._use_url(url) if url else None
         if bundled and api is not None and await setup_open(api.base_url):
@@ -186,6 +192,12 @@ class Bootstrap:
         self.prompts.status("Opening your data...")
         me = await api.me()
         tenant_id = await self._tenant(api, me)
+        return await self._open_tenant(api, me, tenant_id, bundled=bundled)
+
+    async def _open_tenant(
+        self, api: ApiClient, me: CurrentUser, tenant_id: str, *, bundled: bool
+    ) -> AppContext:
+        """The tenant's replica and a started sync engine on it, in a new context."""
         user_id = me.user.id if me.user is not None else ""
         replica = await asyncio.to_thread(
             Replica.open, self.data_dir / "replicas", api.base_url, tenant_id, user_id
@@ -201,6 +213,7 @@ class Bootstrap:
             tenant_id=tenant_id,
             server_url=api.base_url,
             bundled=bundled,
+            switch=self.switch_tenant,
         )
         context.closers.append(self.aclose)  # client, then the server
         context.closers.append(lambda: asyncio.to_thread(replica.close))
@@ -208,6 +221,34 @@ class Bootstrap:
         self.context = context
         await engine.start()
         return context
+
+    async def switch_tenant(self, tenant_id: str) -> AppContext:
+        """A superadmin's tenant switch: the current replica and engine close (edits not yet
+        sent stay in that replica's outbox for the next visit) and `tenant_id`'s open, on the
+        same sign-in and server.  The tenant is checked first, so a refused switch (403, 404,
+        offline: `ClientError`) leaves the current context as it was; should opening the new
+        replica fail, the previous tenant's is opened again (`TenantSwitchFailed.context`)."""
+        old = self.context
+        if old is None:
+            raise StartupError("Nothing to switch from: the console is not open")
+        if old.me.role != "superadmin":
+            raise StartupError("Only a superadmin works in more than one tenant")
+        api = old.api
+        await api.request("GET", f"/api/tenants/{tenant_id}", headers={"X-Tenant-ID": tenant_id})
+        await old.engine.stop(grace=5)
+        await asyncio.to_thread(old.replica.close)
+        old.closers.clear()  # the client and the server go on, with the new context
+        self.settings = self.settings.replace(tenant_id=tenant_id)
+        self._save()
+        api.tenant_id = tenant_id
+        try:
+            return await self._open_tenant(api, old.me, tenant_id, bundled=old.bundled)
+        except Exception as exc:
+            api.tenant_id = old.tenant_id
+            self.settings = self.settings.replace(tenant_id=old.tenant_id)
+            back = await self._open_tenant(api, old.me, old.tenant_id, bundled=old.bundled)
+            self._save()
+            raise TenantSwitchFailed(f"Could not open the tenant's data: {exc}", back) from exc
 
     async def _restored(self, api: ApiClient) -> bool:
         """Signed in with the tokens the keyring kept from an earlier run."""
@@ -332,6 +373,7 @@ __all__ = [
     "LoginRequest",
     "Prompts",
     "StartupError",
+    "TenantSwitchFailed",
     "bootstrap",
     "user_data_dir",
 ]

@@ -171,6 +171,7 @@ class LocalServer:
         self.started = False
         self._lease: IO[str] | None = None
         self._keeper_pid: int | None = None
+        self._prestarted: tuple[IO[str], IO[str]] | None = None  # start lock, lease
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -189,9 +190,44 @@ class LocalServer:
         return self._keeper_pid
 
     # -- start -------------------------------------------------------------------------------
+    def prestart(self) -> bool:
+        """Spawn the keeper at once when no server runs, without waiting for it: called
+        before the console imports Qt, so the server starts on the other core meanwhile;
+        `start()` then waits for it.  False when this did nothing (a server runs, or another
+        console is deciding): `start()` does the usual."""
+        if self.url is not None or self._prestarted is not None:
+            return False
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        gate = _lock_file(self.data_dir / START_LOCK)
+        lease = _lock_file(self.data_dir / LEASE)
+        try:
+            # held until start() is done, so no other console starts a second server
+            fcntl.flock(gate.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lease.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if running_server(self.data_dir) is not None:
+                raise BlockingIOError  # reused in start(), nothing to do early
+            (self.data_dir / SERVER_LOCK).write_text("")
+            self._spawn_keeper()
+        except BlockingIOError:
+            lease.close()
+            gate.close()
+            return False
+        except BaseException:
+            lease.close()
+            gate.close()
+            raise
+        self.started = True
+        self._prestarted = (gate, lease)
+        return True
+
     async def start(self) -> str:
         if self.url is not None:
             return self.url
+        if self._prestarted is not None:
+            gate, lease = self._prestarted
+            self._prestarted = None
+            with gate:
+                return await self._started(lease)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _lock_file(self.data_dir / START_LOCK) as gate:
             await _flock(gate, fcntl.LOCK_EX, self.startup_timeout, "another console's start")
@@ -206,12 +242,21 @@ class LocalServer:
                     (self.data_dir / SERVER_LOCK).write_text("")
                     self._spawn_keeper()
                     self.started = True
-                url = await self._wait_listening()
-                await self._wait_healthy(url)
             except BaseException:
                 lease.close()
                 await self._abandon_keeper()
                 raise
+            return await self._started(lease)
+
+    async def _started(self, lease: IO[str]) -> str:
+        """Wait for the server (started or found) to answer; the lease is ours from now."""
+        try:
+            url = await self._wait_listening()
+            await self._wait_healthy(url)
+        except BaseException:
+            lease.close()
+            await self._abandon_keeper()
+            raise
         self._lease = lease
         self.url = url
         return url
@@ -325,6 +370,10 @@ class LocalServer:
     async def stop(self) -> None:
         """Let go of the server.  When no other console uses it, its keeper stops it: wait
         until it is gone (so the next start finds the data dir free)."""
+        if self._prestarted is not None:  # never waited for: let go all the same
+            gate, self._lease = self._prestarted
+            self._prestarted = None
+            gate.close()
         lease = self._lease
         if lease is None:
             return

@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 SETTINGS_FILE = "settings.json"
+
+
+def user_data_dir() -> Path:
+    """Where the console keeps its settings, replicas and the bundled server by default."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("aisha", appauthor=False))
+
+
 ServerMode = Literal["bundled", "remote"]
 MODES: tuple[ServerMode, ...] = ("bundled", "remote")
 

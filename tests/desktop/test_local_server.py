@@ -104,6 +104,48 @@ async def test_second_console_reuses_and_last_one_out_stops_it(tmp_path: Path) -
     assert running_server(tmp_path) is None
 
 
+async def test_prestart_begins_the_server_and_start_waits_for_it(tmp_path: Path) -> None:
+    # `aisha` calls prestart() before importing Qt, so the server starts meanwhile
+    one, two = LocalServer(tmp_path), LocalServer(tmp_path)
+    assert one.prestart() and one.started and one.keeper_pid is not None
+    assert not one.prestart()  # once
+    assert not two.prestart()  # another console deciding meanwhile does nothing early...
+    waiting = asyncio.ensure_future(two.start())  # ...and its start waits for ours
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    url = await one.start()
+    assert await healthy(url) and await waiting == url and not two.started
+    pid = one.server_pid
+    assert pid is not None and two.server_pid == pid
+    await one.stop()
+    assert alive(pid)
+    await two.stop()
+    assert await gone(pid)
+    # a server that runs already is reused in start(), not in prestart()
+    async with LocalServer(tmp_path) as running:
+        late = LocalServer(tmp_path)
+        assert not late.prestart()
+        assert await late.start() == running.url and not late.started
+        await late.stop()
+
+
+async def test_prestarted_server_stops_when_the_console_never_waited(tmp_path: Path) -> None:
+    # start-up failed before start() (Qt missing, say): stop() still lets the server go
+    console = LocalServer(tmp_path)
+    assert console.prestart()
+    found = None
+    deadline = time.monotonic() + 30
+    while found is None or found.url is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+        found = running_server(tmp_path)
+    await console.stop()
+    assert await gone(found.pid)
+    assert running_server(tmp_path) is None
+    async with LocalServer(tmp_path) as again:  # no stale lock in the way
+        assert again.started
+
+
 CONSOLE = """
 import asyncio, json, sys, time
 from pathlib import Path
