@@ -157,8 +157,11 @@ def main() -> int:
     replica.close()
     view.model.close()
 
-    head = f"{args.records:,} contacts in the replica" + (
-        f" (built through apply_page in {built:.0f} s)" if built else ""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    head = (
+        f"{args.records:,} contacts in the replica"
+        + (f" (built through apply_page in {built:.0f} s)" if built else "")
+        + f"; {os.cpu_count()} CPUs, load average {load} at the end"
     )
     table = ["| measurement | result | aim | |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
