@@ -8,7 +8,9 @@ One object, built once after sign-in and handed down through constructors (no gl
   the replica and write through the engine (`engine.create/update/delete`);
 - `me` and `tenant_id`: who is signed in and the tenant the replica belongs to;
 - `label(entity)`: the tenant's plural label of an entity (as relabelled by its admins);
-- `server_url` and `bundled`: where the data lives (for the status bar and Settings).
+- `server_url` and `bundled`: where the data lives (for the status bar and Settings);
+- `switch(tenant_id)`: a superadmin's move to another tenant (`Bootstrap.switch_tenant`):
+  this context's replica and engine close and the returned context holds the other's.
 
 `aclose()` ends everything in reverse order of creation: the engine (after the step in
 flight), the replica, the client, then the console's share of the bundled server.
@@ -46,6 +48,7 @@ class AppContext:
     tenant_id: str
     server_url: str
     bundled: bool
+    switch: Callable[[str], Awaitable[AppContext]] | None = field(default=None, repr=False)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
     def label(self, entity: str) -> str:

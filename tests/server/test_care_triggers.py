@@ -359,7 +359,7 @@ async def test_guide_node_snippet_accepts_the_signature_of_a_delivered_trigger(
         "ratio": 1e-7,
         "big": 1e21,
         "whole": 3.0,
-        "note": "Müller – “quoted” 日本 \u2028 \x01 </script>",
+        "note": "Müller \u2013 \u201cquoted\u201d 日本 \u2028 \x01 </script>",
         "10": "numeric keys come first in JavaScript",
         "nested": {"b": [1, 2.5, None, True], "a": {}},
     }
@@ -389,10 +389,10 @@ async def test_guide_node_snippet_accepts_the_signature_of_a_delivered_trigger(
 
 def test_canonical_body_survives_javascript_reserialisation(tmp_path: Path) -> None:
     """`JSON.stringify(JSON.parse(body)) === body` for awkward values, checked by node."""
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"x": 0.1, "y": -0.0, "z": 1e16, "w": 123e-20, "v": 2.5e-6, "u": 1.7976931348623157e308},
         {"2": 1, "10": 2, "01": 3, "-1": 4, "4294967295": 5, "a": 6, "1": 7},
-        {"s": "\x00\x1f\x7f\"\\/\u2028\u2029\ud800 é 😀", "t": [True, False, None]},
+        {"s": '\x00\x1f\x7f"\\/\u2028\u2029\ud800 é 😀', "t": [True, False, None]},
         {"nested": [{"deep": [[], {}]}], "n": -12345678901234, "f": 5e-324},
     ]
     bodies = [signing.canonical_json(c).decode("utf-8") for c in cases]
@@ -832,9 +832,7 @@ async def test_replay_sends_the_same_event_again_and_is_audited(
     assert replays[0].metadata_["requested_by"] == str(admin.id)
     assert replays[0].metadata_["previous_status"] == "failed"
 
-    status, body = await _api(
-        client, "GET", f"/api/care/triggers/deliveries/{event_id}", headers
-    )
+    status, body = await _api(client, "GET", f"/api/care/triggers/deliveries/{event_id}", headers)
     assert status == 200 and body["data"]["replays"] == 2 and body["data"]["attempts"] == 3
 
 
@@ -880,6 +878,8 @@ async def test_tenant_isolation_and_roles(client: TestClient[Any, Any], receiver
 
     status, body = await _api(client, "GET", base, admin_b)
     assert status == 200 and [d["id"] for d in body["data"]] == [str(of_b)]
+    status, body = await _api(client, "GET", base, admin_a)
+    assert status == 200 and [d["id"] for d in body["data"]] == [str(of_a)]
     status, body = await _api(client, "GET", f"{base}/{of_a}", admin_b)
     assert status == 404
     status, body = await _api(client, "POST", f"{base}/{of_a}/replay", admin_b)
