@@ -22,6 +22,7 @@ from aisha_server import cors, keys, middlewares
 from aisha_server.api import (
     api_keys,
     auth,
+    care,
     care_triggers,
     custom_fields,
     employees,
@@ -48,6 +49,7 @@ from aisha_server.mail import Mailer
 from aisha_server.metrics import Metrics
 from aisha_server.services.api_keys import ApiKeyService
 from aisha_server.services.auth import AuthService
+from aisha_server.services.care import CareService
 from aisha_server.services.custom_fields import CustomFieldService
 from aisha_server.services.employees import EmployeeService
 from aisha_server.services.entity_labels import EntityLabelService
@@ -64,6 +66,7 @@ from aisha_server.services.timeline import TimelineService
 from aisha_server.services.users import UserService
 from aisha_server.webhooks import http as outbound_http
 from aisha_server.webhooks.delivery import TriggerDeliveries
+from aisha_server.workers import care_scan as care_scan_worker
 from aisha_server.workers import care_triggers as care_trigger_worker
 
 log = logging.getLogger("aisha.server")
@@ -83,6 +86,7 @@ ROUTE_MODULES = (
     record_io,
     sync,
     records,
+    care,
     care_triggers,
     api_docs,
 )
@@ -179,6 +183,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         settings, db, app[keys.HTTP]
     )
 
+    app[keys.CARE_SERVICE] = CareService(settings, db)
+    app[keys.CARE_TRIGGER_WORKER].paused_tenants = app[keys.CARE_SERVICE].paused_tenants
+
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)
     api_docs.setup(app)
@@ -188,6 +195,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(outbound_http.lifespan)
     app.cleanup_ctx.append(care_trigger_worker.lifespan)
+    app.cleanup_ctx.append(care_scan_worker.lifespan)
     return app
 
 
@@ -201,8 +209,8 @@ async def _flush_key_usage(gate: AuthGate, interval: float = 30.0) -> None:
 
 
 async def _maintain(app: web.Application, interval: float = 6 * 3600.0) -> None:
-    """At start and every few hours: drop sync history older than the retention and refresh
-    the query planner's statistics (SQLite)."""
+    """At start and every few hours: drop sync history and C.A.R.E. audit entries older than
+    their retention and refresh the query planner's statistics (SQLite)."""
     while True:
         try:
             removed = await app[keys.SYNC_SERVICE].prune()
@@ -210,6 +218,12 @@ async def _maintain(app: web.Application, interval: float = 6 * 3600.0) -> None:
                 log.info("pruned %d sync changes past retention", removed)
         except Exception:
             log.exception("could not prune the sync change log")
+        try:
+            removed = await app[keys.CARE_SERVICE].prune()
+            if removed:
+                log.info("pruned %d C.A.R.E. audit entries past retention", removed)
+        except Exception:
+            log.exception("could not prune the C.A.R.E. audit log")
         try:
             await app[keys.DB].analyze()
         except Exception:

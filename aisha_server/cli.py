@@ -1,4 +1,4 @@
-"""`aisha-server`: serve | migrate | create-superadmin | create-tenant.
+"""`aisha-server`: serve | migrate | create-superadmin | create-tenant | config | care.
 
 Every command reads the same configuration: the process environment, `.env` in the data
 directory and in the working directory, `--env-file`, and `--data-dir`.  Problems are
@@ -107,6 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     tenant.add_argument("--timezone", default="UTC")
     tenant.add_argument("--currency", default="USD")
     tenant.add_argument("--date-format", default="MM/DD/YYYY")
+    care = sub.add_parser(
+        "care",
+        help="C.A.R.E. troubleshooting",
+        description="C.A.R.E. (guide chapter 13) commands for troubleshooting.",
+    )
+    care_sub = care.add_subparsers(dest="care_command", required=True, metavar="CARE_COMMAND")
+    scan = care_sub.add_parser(
+        "scan",
+        help="run the scheduled escalation checks",
+        description="Run the scheduled checks (lead stagnant, deal decay, activity overdue, "
+        "hot opportunity) once, as the worker does, and print the report as JSON. "
+        "Honours CARE_ENABLED and tenant pauses like the worker.",
+    )
+    _common(scan)
+    scan.add_argument(
+        "--once", action="store_true", required=True, help="one scan, then exit (required)"
+    )
+    scan.add_argument("--tenant", help="only this tenant (UUID or slug)")
     config = sub.add_parser(
         "config",
         help="check or document the configuration",
@@ -140,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "create-superadmin": cmd_create_superadmin,
         "create-tenant": cmd_create_tenant,
         "config": cmd_config,
+        "care": cmd_care,
     }
     try:
         return commands[args.command](args)
@@ -455,3 +474,23 @@ def cmd_create_tenant(args: argparse.Namespace) -> int:
     tenant = asyncio.run(_with_app(settings, work))
     print(f"tenant {tenant.name!r} created: id {tenant.id}, slug {tenant.slug}")
     return 0
+
+
+def cmd_care(args: argparse.Namespace) -> int:
+    """`care scan --once [--tenant]`: one scheduled scan, its report as JSON on stdout."""
+    settings = _offline_settings(args).model_copy(update={"CARE_WORKER_ENABLED": False})
+
+    async def work(app: Any) -> Any:
+        from aisha_server import keys
+
+        tenant_id = None
+        if args.tenant:
+            tenant_id = await app[keys.TENANT_DIRECTORY].resolve(args.tenant)
+        report = await app[keys.CARE_SERVICE].scan(tenant_id=tenant_id)
+        return report.as_dict()
+
+    import orjson
+
+    report = asyncio.run(_with_app(settings, work))
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return 1 if report["errors"] else 0

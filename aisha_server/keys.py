@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aisha_server.metrics import Metrics
     from aisha_server.services.api_keys import ApiKeyService
     from aisha_server.services.auth import AuthService
+    from aisha_server.services.care import CareService
     from aisha_server.services.custom_fields import CustomFieldService
     from aisha_server.services.employees import EmployeeService
     from aisha_server.services.entity_labels import EntityLabelService
@@ -75,6 +76,8 @@ VALIDATION_POOL: web.AppKey[ValidationPool] = web.AppKey("validation_pool")
 TIMELINE_SERVICE: web.AppKey[TimelineService] = web.AppKey("timeline_service")
 SYNC_SERVICE: web.AppKey[SyncService] = web.AppKey("sync_service")
 SYNC_NOTIFIER: web.AppKey[SyncNotifier] = web.AppKey("sync_notifier")
+# C.A.R.E. (chapter 13): status, pause, states, gate, approvals, audit, scans
+CARE_SERVICE: web.AppKey[CareService] = web.AppKey("care_service")
 # C.A.R.E. workflow triggers (13.6): the outbox's admin side and the delivery worker
 CARE_TRIGGER_DELIVERIES: web.AppKey[TriggerDeliveries] = web.AppKey("care_trigger_deliveries")
 CARE_TRIGGER_WORKER: web.AppKey[CareTriggerWorker] = web.AppKey("care_trigger_worker")
