@@ -12,6 +12,7 @@ connection lost meanwhile is reported here.  On success `conversion` holds the s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -60,6 +61,9 @@ OPPORTUNITY_FIELDS = (
 )
 
 
+WRAP_WIDTH = 500
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -81,6 +85,7 @@ class ConvertLeadDialog(QDialog):
         self.lead_id = str(lead["id"])
         self.conversion: dict[str, Any] | None = None
         self.duplicates_shown: list[dict[str, Any]] = []
+        self.opportunities_enabled = opportunities_enabled
         name = display_name("leads", self.lead)
         self.setWindowTitle(f"Convert lead: {name}")
         self.setMinimumWidth(520)
@@ -91,6 +96,8 @@ class ConvertLeadDialog(QDialog):
             + ". The lead is kept, marked converted, with its activities and notes."
         )
         intro.setWordWrap(True)
+        # wrapped texts as wide as the form: the dialog's height is then measured right
+        intro.setMinimumWidth(WRAP_WIDTH)
         self.inputs: dict[str, QLineEdit] = {}
         self.errors: dict[str, QLabel] = {}
 
@@ -135,6 +142,7 @@ class ConvertLeadDialog(QDialog):
         self.duplicates.setStyleSheet(WARNING_STYLE)
         self.duplicates_label = QLabel()
         self.duplicates_label.setWordWrap(True)
+        self.duplicates_label.setMinimumWidth(WRAP_WIDTH - 20)
         self.convert_anyway = QPushButton("Convert anyway")
         self.convert_anyway.clicked.connect(lambda: self.submit(confirm_duplicate=True))
         box = QVBoxLayout(self.duplicates)
@@ -143,6 +151,7 @@ class ConvertLeadDialog(QDialog):
         self.duplicates.hide()
 
         self.error = banner()
+        self.error.setMinimumWidth(WRAP_WIDTH)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -176,8 +185,23 @@ class ConvertLeadDialog(QDialog):
     def _edited(self, *_: object) -> None:
         # what the duplicate warning was about may have changed: ask again on the next try
         self.duplicates.hide()
+        self._fit()
+
+    def _fit(self) -> None:
+        """As tall as the messages now shown need (wrapped texts fool the size hint)."""
+        layout = self.layout()
+        assert layout is not None
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width())
+        self.setMinimumHeight(needed)
+        if self.height() < needed:
+            self.resize(self.width(), needed)
 
     # -- the request -------------------------------------------------------------------------
+    @property
+    def wants_opportunity(self) -> bool:
+        return self.opportunities_enabled and self.opportunity_box.isChecked()
+
     def body(self) -> dict[str, Any]:
         """What is sent: the contact and account as typed (empty ones left to the lead's
         values), the opportunity when asked for."""
@@ -194,7 +218,7 @@ class ConvertLeadDialog(QDialog):
         account = part("account", ACCOUNT_FIELDS)
         if account:
             body["account"] = account
-        if self.opportunity_box.isChecked() and self.opportunity_box.isEnabled():
+        if self.wants_opportunity:
             opportunity = part("opportunity", OPPORTUNITY_FIELDS)
             opportunity["stage"] = self.stage.currentData()
             body["opportunity"] = opportunity
@@ -204,7 +228,7 @@ class ConvertLeadDialog(QDialog):
         """Checked before sending (the server checks again)."""
         found: dict[str, str] = {}
         groups: list[tuple[str, Sequence[FieldSpec]]] = [("contact", CONTACT_FIELDS)]
-        if self.opportunity_box.isChecked() and self.opportunity_box.isEnabled():
+        if self.wants_opportunity:
             groups.append(("opportunity", OPPORTUNITY_FIELDS))
         for prefix, specs in groups:
             for spec in specs:
@@ -219,7 +243,8 @@ class ConvertLeadDialog(QDialog):
         if self.lead.get("company") and not self.inputs["account.name"].text().strip():
             found["account.name"] = "The lead has a company: its account needs a name"
         amount = self.inputs["opportunity.amount"].text().strip()
-        if "opportunity.amount" not in found and amount and amount.startswith("-"):
+        negative = amount.startswith("-") and "opportunity.amount" not in found
+        if self.wants_opportunity and negative:
             found["opportunity.amount"] = "Amount: cannot be negative"
         return {k: v for k, v in found.items() if k in self.errors}
 
@@ -235,9 +260,15 @@ class ConvertLeadDialog(QDialog):
         """Until the request under way (if any) ended (tests)."""
         task = self.busy.task
         if task is not None and not task.done():
-            await task
+            # accepting closes the dialog, which cancels its task: no exception to see here
+            await asyncio.wait({task})
 
     async def _submit(self, confirm_duplicate: bool) -> None:
+        await self._convert(confirm_duplicate)
+        if not self.isHidden():
+            self._fit()
+
+    async def _convert(self, confirm_duplicate: bool) -> None:
         show_banner(self.error, "")
         found = self.problems()
         self.show_errors(found)

@@ -94,6 +94,7 @@ class EntityView(QWidget):
         self.board: BoardView | None = None  # opportunities: built when first shown
         self._timeline_key: tuple[str | None, int | None] = (None, None)
         self._awaited: str | None = None  # a record to select once sync brings it
+        self.sync_state = engine.state  # as last reported (online-only actions)
         self.model = RecordTableModel(replica, entity, self, search_delay_ms=search_delay_ms)
         self.model.reloaded.connect(self._update_count)
         self.model.reloaded.connect(self._keep_selection)
@@ -217,7 +218,6 @@ class EntityView(QWidget):
         self.record_tabs.addTab(self.related, "Activities and notes")
         self.record_tabs.addTab(self.timeline, "Timeline")
         self.record_tabs.setMinimumHeight(170)
-        self.record_tabs.setMaximumHeight(300)
         self.record_tabs.setVisible(self.entity in RELATED_ENTITIES)
 
         panel = QWidget()
@@ -227,9 +227,9 @@ class EntityView(QWidget):
         side.addWidget(self.panel_title)
         side.addWidget(self.pending_label)
         side.addWidget(self.duplicates)
-        side.addWidget(self.form_area, 1)
+        side.addWidget(self.form_area, 3)
         side.addLayout(buttons)
-        side.addWidget(self.record_tabs)
+        side.addWidget(self.record_tabs, 2)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.list_stack = QStackedWidget()  # the table, or (opportunities) the board
@@ -567,6 +567,7 @@ class EntityView(QWidget):
 
     def connection_changed(self, state: SyncState) -> None:
         """The sync engine's state (through the window's bridge): online-only actions."""
+        self.sync_state = state
         self.timeline.connection_changed(state.online)
         self._update_convert()
 
@@ -577,7 +578,7 @@ class EntityView(QWidget):
             return "Select a lead to convert"
         if record.data.get("status") == "converted" or record.data.get("converted_at"):
             return "This lead is already converted"
-        state = self.engine.state
+        state = self.sync_state
         if not state.online:
             reason = {"signed_out": "you are signed out", "offline": "the server is unreachable"}
             why = reason.get(state.status, "the console is not connected")

@@ -54,11 +54,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
+def shown_field(name: str) -> bool:
+    """Fields a person changed (not bookkeeping or what the server derives from them)."""
+    return name not in SKIPPED_FIELDS and not name.endswith("_e164")
+
+
 def change_lines(changes: Mapping[str, Any]) -> list[str]:
     """ "Title: Buyer → CFO" per changed field (custom fields one by one)."""
     lines: list[str] = []
     for name, change in changes.items():
-        if name in SKIPPED_FIELDS or not isinstance(change, Mapping):
+        if not shown_field(name) or not isinstance(change, Mapping):
             continue
         old, new = change.get("old"), change.get("new")
         if (
@@ -112,9 +117,7 @@ def timeline_entries(
             details.append(content if len(content) <= 160 else content[:159] + "…")
         elif kind == "change":
             lines = change_lines(item.get("changes") or {})
-            names = [
-                column_title(n) for n in (item.get("changes") or {}) if n not in SKIPPED_FIELDS
-            ]
+            names = [column_title(n) for n in (item.get("changes") or {}) if shown_field(n)]
             title = f"Changed {', '.join(names).lower()}" if names else "Changed"
             details.extend(lines)
         elif kind in ("created", "deleted", "restored"):
@@ -286,6 +289,8 @@ class TimelinePanel(QWidget):
         if changed:
             self._cancel()
             self.model.replace([])
+            self._more = False
+            self.state = "idle"
         if record_id is None or entity is None:
             self._set_state("idle")
             return
