@@ -6,6 +6,7 @@ the Tenants command."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ import pytest
 from keyring.backends.fail import Keyring as NoKeyring
 from PySide6.QtWidgets import QApplication
 
+from aisha_desktop.__main__ import _closed, _switch_tenant
 from aisha_desktop.bootstrap import Bootstrap
 from aisha_desktop.client import ClientError, Session
 from aisha_desktop.context import AppContext
+from aisha_desktop.dialogs.admin import UsersDialog
 from aisha_desktop.first_run import FirstRun
 from aisha_desktop.settings import SETTINGS_FILE, DesktopSettings
 from aisha_desktop.signin import LoginForm, LoginRequest
@@ -104,12 +107,15 @@ async def test_a_superadmin_switches_tenant(
         shots = screenshot_dir()
         assert window.grab().save(str(shots / "main-window-tenant-switcher.png"))
 
-        # choosing a tenant asks to switch; the combo keeps naming this window's tenant
+        # choosing a tenant asks to switch (what `aisha`'s loop waits for); the combo keeps
+        # naming this window's tenant
         requested: list[str] = []
         window.tenant_switch_requested.connect(requested.append)
-        switcher.activated.emit(switcher.findData(str(other.id)))
+        outcome = asyncio.ensure_future(_closed(window))
+        await asyncio.sleep(0)
         switcher.activated.emit(switcher.findData(str(team.tenant_id)))  # the same: nothing
-        assert requested == [str(other.id)]
+        switcher.activated.emit(switcher.findData(str(other.id)))
+        assert requested == [str(other.id)] and await outcome == str(other.id)
         assert switcher.currentData() == str(team.tenant_id)
 
         # a refused switch (no such tenant) changes nothing
@@ -119,10 +125,12 @@ async def test_a_superadmin_switches_tenant(
         await context.engine.sync_now()
         assert context.engine.state.status == "online"
 
-        # the switch: a new context on the other tenant's replica, same sign-in
+        # the switch: a new window on a new context on the other tenant's replica, same
+        # sign-in; the old window closes
         old = context
-        assert old.switch is not None
-        context = await old.switch(str(other.id))
+        context, reopened = await _switch_tenant(old, window, str(other.id))
+        qtbot.addWidget(reopened)
+        assert reopened is not window and not window.isVisible() and reopened.isVisible()
         assert context is not old and boot.context is context
         assert context.tenant_id == str(other.id) and context.api is old.api
         assert context.api.tenant_id == str(other.id)
@@ -133,10 +141,6 @@ async def test_a_superadmin_switches_tenant(
         assert names(context) == {"Beta GmbH"}
         saved = DesktopSettings.load(tmp_path / "desk" / SETTINGS_FILE)
         assert saved.tenant_id == str(other.id)
-        window.close()
-
-        reopened = MainWindow(context)
-        qtbot.addWidget(reopened)
         assert reopened.tenant_switcher is not None
         await reopened.tenant_switcher.tasks.drain()
         assert reopened.tenant_switcher.currentData() == str(other.id)
@@ -160,6 +164,15 @@ async def test_others_get_no_switcher(live: Live, team: Team, qtbot: Any, tmp_pa
         commands = {c.name for c in window.commands}
         assert "Tenants…" not in commands and "Switch tenant…" not in commands
         assert {"Users and invitations…", "Employees…", "Tenant settings…"} <= commands
+        palette = window.open_palette()
+        palette.query.setText("users and inv")
+        assert palette.visible_names() == ["Users and invitations…"]
+        palette.run_current()
+        dialog = window.findChild(UsersDialog)
+        assert dialog is not None and dialog.tenant_id == str(team.tenant_id)
+        await dialog.wait()
+        assert dialog.can_edit and team.admin.email in {u.email for u in dialog.users}
+        dialog.close()
         with pytest.raises(Exception, match="superadmin"):
             await context.switch("00000000-0000-4000-8000-00000000abcd")  # type: ignore[misc]
         window.close()
