@@ -43,6 +43,7 @@ import random
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -847,6 +848,10 @@ def run_backend(
             for pair in pairs:  # warm-up: page cache, pools, prepared statements
                 measure(pair.floor, 2)
                 measure(pair.real, 2)
+            if args.profile:
+                for pair in pairs:
+                    for target in (pair.floor, pair.real):
+                        profile(target, args, backend, load_cpu)
             for round_no in range(args.rounds):
                 for pair in pairs:
                     # alternate the order so drift in background load favours neither
@@ -870,6 +875,25 @@ def run_backend(
         "between rounds - the paired ratios and CPU per request move less."
     )
     return section + "\n\n" + note, ok
+
+
+def profile(target: Target, args: argparse.Namespace, backend: str, load_cpu: int | None) -> None:
+    """py-spy samples `target` (all threads, native frames off) through one load run of
+    `--duration` seconds; collapsed stacks go to <profile dir>/<backend>-<target>.txt (read
+    them with any flame-graph tool, or `sort | uniq` the leaf frames)."""
+    spy = shutil.which("py-spy") or args.py_spy
+    out = Path(args.profile) / f"{backend}-{target.key}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recorder = subprocess.Popen(
+        [spy, "record", "--pid", str(target.pid), "--format", "raw", "--output", str(out),
+         "--duration", str(int(args.duration) + 1), "--rate", "500", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.5)  # let py-spy attach before the load starts
+    run_wrk(target, connections=args.connections, duration=args.duration, cpu=load_cpu)
+    recorder.wait(timeout=60)
+    print(f"[{backend}] profile of {target.key}: {out}", flush=True)
 
 
 def report(
@@ -1038,6 +1062,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
     parser.add_argument("--no-write", action="store_true", help="do not write docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="also py-spy each server through one extra run per workload (collapsed stacks)",
+    )
+    parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
     # child-process mode
     parser.add_argument("--serve-floor", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--dialect", default="sqlite", help=argparse.SUPPRESS)
