@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSettings,
+    Qt,
+    Signal,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -50,6 +57,7 @@ from aisha_desktop.models.fields import (
     display_name,
 )
 from aisha_desktop.models.record_table import RecordTableModel
+from aisha_desktop.models.saved_views import SettingsStore
 from aisha_desktop.replica import RecordMissing, Replica, ReplicaRow
 from aisha_desktop.replica.schema import ENTITY_COLUMNS, SEARCH_FIELDS
 from aisha_desktop.sync.engine import SyncEngine, SyncState
@@ -57,6 +65,7 @@ from aisha_desktop.views.board import BoardView
 from aisha_desktop.views.record_editor import RecordEditor
 from aisha_desktop.views.tasks import TaskKeeper
 from aisha_desktop.views.timeline import TimelinePanel
+from aisha_desktop.views.view_tools import ViewTools
 
 RELATED_ENTITIES = frozenset({"accounts", "contacts", "leads", "opportunities"})
 WARNING_STYLE = (
@@ -82,8 +91,10 @@ class EntityView(QWidget):
         parent: QWidget | None = None,
         *,
         search_delay_ms: int = 150,
+        ui_settings: SettingsStore | None = None,  # saved views (default: QSettings())
     ) -> None:
         super().__init__(parent)
+        self._ui_settings = ui_settings if ui_settings is not None else QSettings()
         self.replica = replica
         self.engine = engine
         self.entity = entity
@@ -135,6 +146,7 @@ class EntityView(QWidget):
             action.setData(name)
             action.toggled.connect(self._columns_chosen)
         self.columns_button.setMenu(self.columns_menu)
+        self.view_tools = ViewTools(self, self._ui_settings, self.replica.path.stem)
         self.new_button = QPushButton()
         self.new_button.clicked.connect(self.new_record)
         self.delete_button = QPushButton("Delete")
@@ -148,6 +160,7 @@ class EntityView(QWidget):
         top.addWidget(self.search)
         top.addWidget(self.status_filter)
         top.addWidget(self.columns_button)
+        top.addWidget(self.view_tools)
         top.addWidget(self.new_button)
 
         self.table = QTableView()
