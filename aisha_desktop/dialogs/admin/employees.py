@@ -234,6 +234,8 @@ class EmployeesDialog(AdminDialog):
             editable and chosen is not None and chosen.status == "active"
         )
         self.inputs["email"].setEnabled(editable and not self.login.currentData())
+        if self.loaded and not self.can_edit and self.editing is None:
+            self.box.setTitle("Select an employee to see the details")
 
     # -- the form -------------------------------------------------------------------------
     def new_employee(self) -> None:
