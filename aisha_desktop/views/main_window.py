@@ -189,6 +189,8 @@ class MainWindow(QMainWindow):
             Command("Conflicts…", "", self.open_conflicts),
             Command("System health…", "", self.open_health),
             Command("Opportunities board", "", self.open_board),
+            Command("Import CSV…", "", lambda: self.current_view.view_tools.open_import()),
+            Command("Export CSV…", "", lambda: self.current_view.view_tools.open_export()),
             Command("Entity labels…", "", lambda: self.open_admin("entity_labels")),
             Command("Module settings…", "", lambda: self.open_admin("module_settings")),
             Command("Custom fields…", "", lambda: self.open_admin("custom_fields")),
@@ -249,6 +251,9 @@ class MainWindow(QMainWindow):
         dialog = open_admin_dialog(kind, self.engine.api, self.console_tenant_id, self)
         if kind == "entity_labels":  # new names show in the navigation at once
             dialog.finished.connect(lambda _code: self.engine.kick())
+        switcher = self.tenant_switcher
+        if kind == "tenants" and switcher is not None:  # new and renamed tenants show there
+            dialog.finished.connect(lambda _code: switcher.start())
         return dialog
 
     @property
