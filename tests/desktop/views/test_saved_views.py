@@ -213,3 +213,24 @@ async def test_csv_menu_opens_the_dialogs(desk: Desk, qtbot: Any, tmp_path: Path
     importer.close()
     names = [a.text() for a in view.view_tools.csv_button.menu().actions()]
     assert names == ["Import CSV…", "Export CSV…"]
+
+
+async def test_palette_commands_open_the_csv_dialogs(desk: Desk, qtbot: Any) -> None:
+    from aisha_desktop.views.main_window import MainWindow
+
+    seed(desk.replica)
+    win = MainWindow(desk, search_delay_ms=10)
+    qtbot.addWidget(win)
+    win.show()
+    names = [c.name for c in win.commands]
+    assert "Import CSV…" in names and "Export CSV…" in names
+    win.open_entity("accounts")
+    win.actions_by_name["Import CSV…"].trigger()
+    win.actions_by_name["Export CSV…"].trigger()
+    view = win.current_view
+    (importer,) = view.findChildren(CsvImportDialog)
+    (exporter,) = view.findChildren(CsvExportDialog)
+    assert importer.entity == exporter.entity == "accounts"
+    assert importer.windowTitle() == "Import Accounts from CSV"
+    importer.close()
+    exporter.close()
