@@ -18,7 +18,7 @@ from aisha_desktop.__main__ import _closed, _switch_tenant
 from aisha_desktop.bootstrap import Bootstrap
 from aisha_desktop.client import ClientError, Session
 from aisha_desktop.context import AppContext
-from aisha_desktop.dialogs.admin import UsersDialog
+from aisha_desktop.dialogs.admin import TenantsDialog, UsersDialog
 from aisha_desktop.first_run import FirstRun
 from aisha_desktop.settings import SETTINGS_FILE, DesktopSettings
 from aisha_desktop.signin import LoginForm, LoginRequest
@@ -117,6 +117,21 @@ async def test_a_superadmin_switches_tenant(
         switcher.activated.emit(switcher.findData(str(other.id)))
         assert requested == [str(other.id)] and await outcome == str(other.id)
         assert switcher.currentData() == str(team.tenant_id)
+
+        # a tenant made in the Tenants dialog (opened from the palette) shows in the switcher
+        palette = window.open_palette()
+        palette.query.setText("tenants")
+        assert palette.visible_names() == ["Tenants…"]
+        palette.run_current()
+        tenants = window.findChild(TenantsDialog)
+        assert tenants is not None
+        await tenants.wait()
+        tenants.name.setText("Initech")
+        tenants.save()
+        await tenants.wait()
+        tenants.reject()
+        await switcher.tasks.drain()
+        assert switcher.findText("Initech") >= 0 and switcher.currentData() == str(team.tenant_id)
 
         # a refused switch (no such tenant) changes nothing
         with pytest.raises(ClientError):
