@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", required=True, help="one scan, then exit (required)"
     )
     scan.add_argument("--tenant", help="only this tenant (UUID or slug)")
+    scan.add_argument(
+        "--rescan",
+        action="store_true",
+        help="read every record again from the start (situations already raised stay raised)",
+    )
     config = sub.add_parser(
         "config",
         help="check or document the configuration",
@@ -486,7 +491,7 @@ def cmd_care(args: argparse.Namespace) -> int:
         tenant_id = None
         if args.tenant:
             tenant_id = await app[keys.TENANT_DIRECTORY].resolve(args.tenant)
-        report = await app[keys.CARE_SERVICE].scan(tenant_id=tenant_id)
+        report = await app[keys.CARE_SERVICE].scan(tenant_id=tenant_id, rescan=args.rescan)
         return report.as_dict()
 
     import orjson

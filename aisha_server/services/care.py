@@ -789,10 +789,16 @@ class CareService:
 
     # -- scans -------------------------------------------------------------------------
     async def scan(
-        self, *, tenant_id: uuid.UUID | None = None, now: datetime | None = None
+        self,
+        *,
+        tenant_id: uuid.UUID | None = None,
+        now: datetime | None = None,
+        rescan: bool = False,
     ) -> ScanReport:
         """One scheduled scan of every active tenant (or one): each tenant in its own
-        transaction, so one tenant's failure does not undo another's."""
+        transaction, so one tenant's failure does not undo another's.  `rescan` forgets the
+        cursors first (rows written with old timestamps behind them are read again; the
+        dedupe keys still keep situations already raised from being raised twice)."""
         started = time.perf_counter()
         report = ScanReport(started_at=utcnow())
 
@@ -809,6 +815,8 @@ class CareService:
         for tid in ids:
 
             def write(session: Session, tid: uuid.UUID = tid) -> TenantScan:
+                if rescan:
+                    session.execute(delete(CareScanCursor).where(CareScanCursor.tenant_id == tid))
                 ctx = load_context(session, self._settings, tid)
                 return scan_tenant(session, self._settings, ctx, tid, now=now, dialect=dialect)
 
