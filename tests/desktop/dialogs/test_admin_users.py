@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from aisha_desktop.dialogs.admin import EmployeesDialog, UsersDialog, open_admin_dialog
+from aisha_desktop.dialogs.admin.users import Invitation
 from tests.conftest import SmtpSink
 from tests.desktop.dialogs.conftest import screenshot
 from tests.desktop.dialogs.test_admin_dialogs import Confirmations, banner
@@ -146,6 +147,13 @@ async def test_users_invite_resend_revoke(
     await dialog.wait()
     assert "409" not in banner(dialog) and "already" in banner(dialog).lower()
     assert "already" in dialog.errors.text("email").lower()
+
+    # the server's own check (422) at the field: a role it does not know (the dialog's
+    # check is bypassed to get there)
+    dialog.run(dialog._invite(Invitation("kim.lee@northwind.example", "Kim", "Lee", "pilot")))
+    await dialog.wait()
+    assert dialog.errors.text("role") == "unknown role" and "Unknown role" in banner(dialog)
+    assert "kim.lee@northwind.example" not in {u.email for u in dialog.users}
 
     # revoke: asked first (a "no" sends nothing), then the invited user is gone
     dialog.select_user("jane.smith@northwind.example")
@@ -286,6 +294,14 @@ async def test_employees(live: Live, team: Team, qtbot: Any) -> None:  # noqa: F
     assert (await api.request("GET", f"/api/employees/{sofia.id}"))["email"] == (
         "sofia.l@northwind.example"
     )
+
+    # the server's own check (422) at the field: a login the tenant does not have
+    dialog.new_employee()
+    dialog.run(dialog._save({"first_name": "Ghost", "user_email": "nobody@northwind.example",
+                             "tenant_id": str(team.tenant_id)}))  # fmt: skip
+    await dialog.wait()
+    assert dialog.errors.text("user_email") and banner(dialog)
+    assert len(await api.request("GET", "/api/employees")) == 10
 
     # deactivate: asked, then inactive (kept, greyed)
     dialog.select_employee(sofia.id)
