@@ -23,8 +23,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -33,7 +31,9 @@ from PySide6.QtWidgets import (
 
 from aisha_desktop.client import ApiClient, ClientError
 from aisha_desktop.client.csv_io import ExportProgress, ExportResult
+from aisha_desktop.dialogs.admin.base import ask
 from aisha_desktop.dialogs.common import BANNER_INFO, BANNER_OK, Busy, banner, describe, show_banner
+from aisha_desktop.dialogs.transfer import Transfer, human_size
 from aisha_desktop.models.csv_mapping import COMMON_IMPORT_FIELDS, IMPORT_FIELDS
 from aisha_desktop.models.fields import STATUSES, column_title
 
@@ -91,23 +91,6 @@ def describe_scope(entity: str, plural: str, scope: ViewScope) -> str:
     return f"Current view ({what}){count}"
 
 
-def ask_overwrite(parent: QWidget, title: str, text: str) -> bool:
-    answer = QMessageBox.question(
-        parent,
-        title,
-        text,
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-        QMessageBox.StandardButton.Cancel,
-    )
-    return answer == QMessageBox.StandardButton.Yes
-
-
-def _size(count: int) -> str:
-    if count < 1024 * 1024:
-        return f"{count / 1024:.1f} KB"
-    return f"{count / 1024 / 1024:.1f} MB"
-
-
 class CsvExportDialog(QDialog):
     def __init__(
         self,
@@ -125,7 +108,7 @@ class CsvExportDialog(QDialog):
         self.plural, self.singular = labels
         self.scope = scope
         self.exported: ExportResult | None = None
-        self.confirm: Confirm = lambda title, text: ask_overwrite(self, title, text)
+        self.confirm: Confirm = lambda title, text: ask(self, title, text)
         self.setWindowTitle(f"Export {self.plural} to CSV")
         self.setMinimumWidth(620)
         self._build(folder or Path.home())
@@ -193,31 +176,16 @@ class CsvExportDialog(QDialog):
         self.error.setObjectName("error")
         self.status = banner()
         self.status.setObjectName("status")
-        self.progress = QProgressBar()
-        self.progress.setObjectName("progress")
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(14)
-        self.progress.hide()
-        self.progress_label = QLabel()
-        self.progress_label.setStyleSheet("color: #555;")
-        self.progress_label.hide()
+        self.transfer = Transfer(self.cancel)
+        self.progress, self.cancel_button = self.transfer.bar, self.transfer.cancel_button
 
         self.export_button = QPushButton("Export")
         self.export_button.setObjectName("export")
         self.export_button.setDefault(True)
         self.export_button.clicked.connect(self.export)
-        self.cancel_button = QPushButton("Cancel transfer")
-        self.cancel_button.setObjectName("cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.progress_label)
-        buttons.addStretch(1)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.export_button)
-        buttons.addWidget(self.close_button)
+        buttons = self.transfer.button_row(self.export_button, self.close_button)
 
         layout = QVBoxLayout(self)
         layout.addWidget(rows_box)
@@ -281,21 +249,15 @@ class CsvExportDialog(QDialog):
     def _progress(self, step: ExportProgress) -> None:
         # the view's count is the export's when the view is what is exported, or is all rows
         whole = self.view_rows.isChecked() or not self.scope.narrowed
-        expected = self.scope.shown if whole else None
-        if expected:
-            self.progress.setRange(0, expected)
-            self.progress.setValue(min(step.rows, expected))
-        self.progress_label.setText(f"{step.rows:,} rows · {_size(step.bytes)} written")
+        expected = (self.scope.shown if whole else None) or 0
+        text = f"{step.rows:,} rows · {human_size(step.bytes)} written"
+        self.transfer.step(step.rows, expected, text)
 
     async def _export(self, target: Path) -> None:
         show_banner(self.error, "")
         show_banner(self.status, "")
         self.exported = None
-        self.cancel_button.show()
-        self.progress.setRange(0, 0)  # busy until the count is known
-        self.progress.show()
-        self.progress_label.setText("Waiting for the server…")
-        self.progress_label.show()
+        self.transfer.start("Waiting for the server…")
         columns = self.visible if self.visible_columns.isChecked() else None
         params = export_params(
             self.scope,
@@ -320,11 +282,9 @@ class CsvExportDialog(QDialog):
             rows = f"{result.rows:,} row{'s' if result.rows != 1 else ''}"
             show_banner(
                 self.status,
-                f"Exported {rows} ({_size(result.bytes)}, {len(result.columns)} columns) "
+                f"Exported {rows} ({human_size(result.bytes)}, {len(result.columns)} columns) "
                 f"to {result.path}",
                 BANNER_OK,
             )
         finally:
-            self.cancel_button.hide()
-            self.progress.hide()
-            self.progress_label.hide()
+            self.transfer.finish()

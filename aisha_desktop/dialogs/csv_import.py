@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
@@ -47,6 +46,7 @@ from aisha_desktop.dialogs.common import (
     describe,
     show_banner,
 )
+from aisha_desktop.dialogs.transfer import Transfer, human_size
 from aisha_desktop.models.csv_mapping import (
     CsvFileError,
     CsvPreview,
@@ -68,14 +68,6 @@ MATCH_KEYS = (("email", "Email"), ("phone", "Phone"), ("id", "Record id"))
 NOT_IMPORTED = "— not imported —"
 STATUS_COLOURS = {"error": "#b3261e", "created": "#0d652d", "updated": "#174ea6"}
 REPORT_COLUMNS = ("Row", "Status", "Reasons")
-
-
-def _size(count: int) -> str:
-    if count < 1024:
-        return f"{count} B"
-    if count < 1024 * 1024:
-        return f"{count / 1024:.1f} KB"
-    return f"{count / 1024 / 1024:.1f} MB"
 
 
 class ImportReportModel(QAbstractTableModel):
@@ -226,14 +218,8 @@ class CsvImportDialog(QDialog):
         self.status = banner()
         self.status.setObjectName("status")
 
-        self.progress = QProgressBar()
-        self.progress.setObjectName("progress")
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(14)
-        self.progress_label = QLabel()
-        self.progress_label.setStyleSheet("color: #555;")
-        self.progress.hide()
-        self.progress_label.hide()
+        self.transfer = Transfer(self.cancel)
+        self.progress, self.cancel_button = self.transfer.bar, self.transfer.cancel_button
 
         self.report_summary = QLabel()
         self.report_summary.setObjectName("reportSummary")
@@ -268,19 +254,11 @@ class CsvImportDialog(QDialog):
         self.import_button = QPushButton("Import")
         self.import_button.setObjectName("import")
         self.import_button.clicked.connect(self.run_import)
-        self.cancel_button = QPushButton("Cancel transfer")
-        self.cancel_button.setObjectName("cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.progress_label)
-        buttons.addStretch(1)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.dry_run_button)
-        buttons.addWidget(self.import_button)
-        buttons.addWidget(self.close_button)
+        buttons = self.transfer.button_row(
+            self.dry_run_button, self.import_button, self.close_button
+        )
 
         upper = QSplitter(Qt.Orientation.Horizontal)
         upper.addWidget(preview_box)
@@ -347,7 +325,7 @@ class CsvImportDialog(QDialog):
         bom = "UTF-8 with BOM" if preview.had_bom else "UTF-8"
         rows = f"{preview.row_count:,} row{'s' if preview.row_count != 1 else ''}"
         self.file_info.setText(
-            f"{rows} · {len(preview.header)} columns · {_size(len(data))} · {bom}"
+            f"{rows} · {len(preview.header)} columns · {human_size(len(data))} · {bom}"
         )
         self._fill_preview(preview)
         if preview.wide_rows:
@@ -479,14 +457,13 @@ class CsvImportDialog(QDialog):
             await asyncio.wait({self.busy.task})
 
     def _progress(self, sent: int, total: int) -> None:
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(int(1000 * sent / total) if total else 0)
         if sent >= total:
-            self._sent_all = True
-            self.progress.setRange(0, 0)  # busy: the server checks the rows
-            self.progress_label.setText(f"Sent {_size(total)}; the server is checking the rows…")
+            self._sent_all = True  # busy: the server checks the rows
+            text = f"Sent {human_size(total)}; the server is checking the rows…"
+            self.transfer.step(0, 0, text)
         else:
-            self.progress_label.setText(f"Uploading {_size(sent)} of {_size(total)}…")
+            text = f"Uploading {human_size(sent)} of {human_size(total)}…"
+            self.transfer.step(sent, total, text)
 
     async def _send(self, *, dry_run: bool) -> None:
         assert self.data is not None
@@ -495,11 +472,7 @@ class CsvImportDialog(QDialog):
         skip = self.skip_errors.isChecked()
         self._clear_messages()
         self._sent_all = False
-        self.cancel_button.show()
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.show()
-        self.progress_label.show()
+        self.transfer.start("Uploading…", steps=1)
         try:
             report = await self.api.import_csv(
                 self.entity,
@@ -536,9 +509,7 @@ class CsvImportDialog(QDialog):
                 if report.count("created") or report.count("updated"):
                     self.imported.emit(report)
         finally:
-            self.cancel_button.hide()
-            self.progress.hide()
-            self.progress_label.hide()
+            self.transfer.finish()
             self._show_report()
 
     def _cancelled(self, dry_run: bool) -> None:

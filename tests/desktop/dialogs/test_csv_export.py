@@ -199,3 +199,16 @@ def test_scope_logic() -> None:
     assert describe_scope("contacts", "Contacts", ViewScope()) == (
         "Current view (no search or filter: all contacts)"
     )
+
+
+def test_transfer_bar(qtbot: Any) -> None:
+    from aisha_desktop.dialogs.transfer import Transfer, human_size
+
+    cancelled: list[bool] = []
+    transfer = Transfer(lambda: cancelled.append(True))
+    qtbot.addWidget(transfer.bar)
+    transfer.step(3 * 2**31, 4 * 2**31, "big")  # beyond a C int: counted in thousandths
+    assert (transfer.bar.value(), transfer.bar.maximum()) == (750, 1000)
+    transfer.cancel_button.click()
+    assert cancelled == [True]
+    assert [human_size(n) for n in (10, 2048, 3 * 1024 * 1024)] == ["10 B", "2.0 KB", "3.0 MB"]
