@@ -201,9 +201,10 @@ def record_attempt(
     final: bool,
     next_round_at: datetime | None,
     give_up: bool,
-) -> int | None:
-    """Store one attempt and audit it (`WORKFLOW_TRIGGERED`); returns the attempt number,
-    or None when the lease was lost (a replay or another instance took the row over).
+) -> tuple[int, str] | None:
+    """Store one attempt and audit it (`WORKFLOW_TRIGGERED`); returns the attempt number and
+    its outcome (`delivered`, `retry`, `retry_later`, `failed`), or None when the lease was
+    lost (another instance took the row over after the lease ran out).
 
     `final` ends the round: delivered, failed for good (not retryable, or `give_up`), or
     back to pending at `next_round_at`.
@@ -246,7 +247,7 @@ def record_attempt(
             "error": attempt.error,
         },
     )
-    return row.attempts
+    return row.attempts, outcome
 
 
 def release(session: Session, held: Iterable[Claimed], *, now: datetime) -> int:

@@ -30,6 +30,7 @@ from yarl import URL
 from aisha_server import keys
 from aisha_server.config import Settings
 from aisha_server.db.base import utcnow
+from aisha_server.db.models.deliveries import FAILED
 from aisha_server.db.uow import Database
 from aisha_server.webhooks.delivery import (
     Attempt,
@@ -211,11 +212,12 @@ class CareTriggerWorker:
                 timeout_s=self._timeout,
             )
             final = attempt.delivered or not attempt.retryable or retry == self._retries
-            number = await self._record(row, attempt, final=final)
-            if number is None:
+            recorded = await self._record(row, attempt, final=final)
+            if recorded is None:
                 log.warning("Workflow trigger %s: lease lost, round abandoned", row.id)
                 self._held.pop(row.id, None)
                 return
+            number, outcome = recorded
             self.attempts += 1
             if attempt.delivered:
                 self.delivered += 1
@@ -226,14 +228,16 @@ class CareTriggerWorker:
                     number,
                     attempt.error,
                 )
-                if not attempt.retryable:
+                if outcome == FAILED:
                     self.failed += 1
             if final:
                 self._held.pop(row.id, None)
                 return
             await asyncio.sleep(self.timing.backoff(retry, attempt.retry_after))
 
-    async def _record(self, row: Claimed, attempt: Attempt, *, final: bool) -> int | None:
+    async def _record(
+        self, row: Claimed, attempt: Attempt, *, final: bool
+    ) -> tuple[int, str] | None:
         now = utcnow()
         give_up = (
             final
@@ -245,7 +249,7 @@ class CareTriggerWorker:
             seconds=self.timing.round_delay(row.rounds, attempt.retry_after)
         )
 
-        def write(session: Session) -> int | None:
+        def write(session: Session) -> tuple[int, str] | None:
             return record_attempt(
                 session,
                 row,
