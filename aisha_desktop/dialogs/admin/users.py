@@ -119,7 +119,7 @@ class UsersDialog(AdminDialog):
         self.setMinimumSize(860, 700)
         self.list = RecordList(COLUMNS, 1, user_cells, lambda u: u.status == "disabled")
         self.table = self.list.table
-        self.table.itemSelectionChanged.connect(self.apply_mode)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         self.layout_.addWidget(self.table, 1)
 
         self.role_choice = QComboBox()
@@ -209,6 +209,12 @@ class UsersDialog(AdminDialog):
     def select_user(self, email: str) -> UserRow:
         return self.list.select(lambda u: u.email == email)
 
+    def _selection_changed(self) -> None:
+        chosen = self.selected()
+        if chosen is not None:  # the role picker starts at the user's role
+            self.role_choice.setCurrentIndex(max(self.role_choice.findData(chosen.role), 0))
+        self.apply_mode()
+
     def apply_mode(self) -> None:
         super().apply_mode()
         chosen = self.selected()
@@ -223,10 +229,6 @@ class UsersDialog(AdminDialog):
         self.reactivate_button.setEnabled(other and status == "disabled")
         self.resend_button.setEnabled(other and status == "invited")
         self.revoke_button.setEnabled(other and status == "invited")
-        if chosen is not None:
-            index = self.role_choice.findData(chosen.role)
-            if index >= 0 and not self.role_choice.hasFocus():
-                self.role_choice.setCurrentIndex(index)
 
     # -- invite ---------------------------------------------------------------------------
     def invitation(self) -> Invitation:
