@@ -329,7 +329,12 @@ class BoardModel(QObject):
     def busy(self) -> bool:
         return self._refresh_timer.isActive() or any(not t.done() for t in self._tasks)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a timer fired while the console shuts down: nothing to read for
+            work.close()
+            return None
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)

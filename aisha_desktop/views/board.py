@@ -177,6 +177,7 @@ class BoardView(QWidget):
         self.model.failed.connect(lambda text: self._say(text, "error"))
         self.model.loaded.connect(self._loaded)
         self.columns: dict[str, StageColumn] = {}
+        self.selected_id: str | None = None  # kept selected across re-reads
         self._stale = True
 
         self.feedback = QLabel()
@@ -223,6 +224,19 @@ class BoardView(QWidget):
         blank = self.columns.get(NO_STAGE)
         if blank is not None:
             blank.setVisible(blank.model.rowCount() > 0)
+        if self.selected_id is not None:
+            self.select_card(self.selected_id)
+
+    def select_card(self, record_id: str) -> bool:
+        """Highlight the card of `record_id` (False: not among the cards read)."""
+        for column in self.columns.values():
+            row = column.model.row_of(record_id)
+            if row is not None:
+                index = column.model.index(row, 0)
+                if column.view.currentIndex() != index:
+                    column.view.setCurrentIndex(index)
+                return True
+        return False
 
     # -- following the replica ---------------------------------------------------------------
     def entities_changed(self, entities: frozenset[str]) -> None:
@@ -254,6 +268,7 @@ class BoardView(QWidget):
         for other, column in self.columns.items():
             if other != stage:
                 column.view.selectionModel().clearSelection()
+        self.selected_id = card.id
         self.record_selected.emit(card.id)
 
     # -- moving --------------------------------------------------------------------------------

@@ -339,6 +339,10 @@ class TimelinePanel(QWidget):
         if self.record_id is None or self.entity is None:
             return
         self._cancel()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a timer fired while the console shuts down
+            return
         if not older:
             self._set_state("loading")
         self._task = asyncio.ensure_future(self._load(self.entity, self.record_id, older))
