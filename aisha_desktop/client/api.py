@@ -428,10 +428,13 @@ class ApiClient:
                 await response.aread()
         finally:
             await response.aclose()
-        try:
-            return ImportReport.from_json(self._envelope(response).get("data"))
+        try:  # a report of 200,000 rows takes a while to read: not on the GUI's thread
+            return await asyncio.to_thread(self._import_report, response)
         except ValueError as exc:
             raise UnexpectedResponse(str(exc), status=response.status_code) from None
+
+    def _import_report(self, response: httpx.Response) -> ImportReport:
+        return ImportReport.from_json(self._envelope(response).get("data"))
 
     async def export_csv(
         self,

@@ -79,15 +79,15 @@ class ImportRow:
                 for p in problems
                 if isinstance(p, Mapping)
             )
-            if isinstance(problems, list)
+            if problems and isinstance(problems, list)
             else ()
         )
         record_id = data.get("id")
         return cls(
-            row=number if isinstance(number, int) else 0,
-            status=str(data.get("status") or "error"),
-            id=str(record_id) if record_id else None,
-            problems=found,
+            number if isinstance(number, int) else 0,
+            str(data.get("status") or "error"),
+            str(record_id) if record_id else None,
+            found,
         )
 
 
