@@ -126,6 +126,7 @@ class EmployeesDialog(AdminDialog):
         )
         self.table = self.list.table
         self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.layout_.addWidget(self.list.filter)
         self.layout_.addWidget(self.table, 1)
         self.new_button = QPushButton("New employee")
         self.deactivate_button = QPushButton("Deactivate…")

@@ -120,6 +120,7 @@ class UsersDialog(AdminDialog):
         self.list = RecordList(COLUMNS, 1, user_cells, lambda u: u.status == "disabled")
         self.table = self.list.table
         self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.layout_.addWidget(self.list.filter)
         self.layout_.addWidget(self.table, 1)
 
         self.role_choice = QComboBox()

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -62,7 +63,8 @@ def selected_row(table: QTableWidget) -> int | None:
 
 class RecordList(Generic[R]):
     """The rows of a dialog's list and the table showing them: `show` fills both,
-    `selected` is the row picked in the table, `select` picks one by a test."""
+    `selected` is the row picked in the table, `select` picks one by a test; `filter` (for
+    the dialog to place) narrows the table as the user types."""
 
     def __init__(
         self,
@@ -76,9 +78,25 @@ class RecordList(Generic[R]):
         self._cells = cells
         self._dimmed = dimmed
 
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._narrow)
+
     def show(self, rows: list[R]) -> None:
         self.rows = rows
         fill_table(self.table, [self._cells(r) for r in rows], [self._dimmed(r) for r in rows])
+        self._narrow(self.filter.text())
+
+    def _narrow(self, text: str) -> None:
+        """Only the rows holding every typed word (in any column) stay visible."""
+        words = text.casefold().split()
+        for index, row in enumerate(self.rows):
+            cells = " ".join(self._cells(row)).casefold()
+            self.table.setRowHidden(index, not all(w in cells for w in words))
+
+    def visible(self) -> list[R]:
+        return [r for i, r in enumerate(self.rows) if not self.table.isRowHidden(i)]
 
     def selected(self) -> R | None:
         row = selected_row(self.table)

@@ -89,6 +89,14 @@ async def test_users_invite_resend_revoke(
         "Active",
     ]
 
+    # the filter narrows the list as one types (every word, any column)
+    dialog.list.filter.setText("northwind EMPLOYEE")
+    assert [u.name for u in dialog.list.visible()] == ["Lukas Brenner", "Mei Tanaka"]
+    dialog.list.filter.setText("read-only")
+    assert [u.name for u in dialog.list.visible()] == ["Rafael Ortiz"]
+    dialog.list.filter.clear()
+    assert len(dialog.list.visible()) == 8
+
     def invite(
         email: str, first: str = "Jane", last: str = "Smith", role: str = "employee"
     ) -> None:
@@ -239,6 +247,10 @@ async def test_employees(live: Live, team: Team, qtbot: Any) -> None:  # noqa: F
     def fill(**values: str) -> None:
         for key, text in values.items():
             dialog.inputs[key].setText(text)
+
+    dialog.list.filter.setText("sales")
+    assert {e.name for e in dialog.list.visible()} == {"Amara Okafor", "Lukas Brenner"}
+    dialog.list.filter.clear()
 
     # bad input: nothing sent
     fill(first_name="", email="not-an-email", phone="5" * 51)
