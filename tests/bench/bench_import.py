@@ -167,7 +167,7 @@ async def _timed_round(service: Any, who: Any, tenant_id: uuid.UUID, data: bytes
     timer.wrap(record_io, "validate_values", "custom")
     timer.wrap(record_io, "bind_rows", "bind", capture=True)
     timer.wrap(record_io, "insert_records", "insert")
-    timer.wrap(changelog, "log_rows", "changelog")
+    timer.wrap(changelog, "log_bulk", "changelog")
     workers, pool.workers = pool.workers, 0
     try:
         started = time.perf_counter()
@@ -196,7 +196,7 @@ async def _timed_round(service: Any, who: Any, tenant_id: uuid.UUID, data: bytes
         "database write (driver: executemany / COPY + INSERT SELECT)": s.get("insert", 0.0)
         - s.get("bind", 0.0)
         - s.get("changelog", 0.0),
-        "sync change log (changelog.log_rows: numbers, one Core INSERT of the entries)": s.get(
+        "sync change log (changelog.log_bulk: numbers, executemany / COPY + INSERT SELECT)": s.get(
             "changelog", 0.0
         ),
     }

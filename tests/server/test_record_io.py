@@ -188,6 +188,31 @@ async def test_mapping_and_custom_fields(client: Any, team: Team) -> None:
     assert [(r["first_name"], r["cf.referral"]) for r in rows] == [("Cy", "Event")]
 
 
+async def test_number_and_boolean_custom_fields_read_from_text(client: Any, team: Team) -> None:
+    """A CSV holds text: "42" imports as the number 42 and "TRUE" as true, as filters read
+    them; text that is no number or boolean is that row's error."""
+    for name, kind in (("size", "number"), ("vip", "boolean")):
+        resp = await client.post(
+            "/api/custom-fields",
+            json={"entity": "contact", "field_name": name, "field_type": kind},
+            headers=team.admin,
+        )
+        assert resp.status == 201, await resp.json()
+    text = "first_name,cf.size,cf.vip\nAda,42,TRUE\nBob,-1.5,false\nCy,many,true\nDi,3,maybe\n"
+    status, body = await upload(client, "contacts", text, team.admin, on_error="skip")
+    assert status == 201, body
+    assert [(r["row"], r["status"], [e["field"] for e in r["errors"]])
+            for r in body["data"]["rows"]] == [
+        (1, "created", []), (2, "created", []), (3, "error", ["custom_fields.size"]),
+        (4, "error", ["custom_fields.vip"]),
+    ]  # fmt: skip
+    stored = {
+        c["first_name"]: c["custom_fields"] for c in await listed(client, "contacts", team.admin)
+    }
+    assert stored == {"Ada": {"size": 42, "vip": True}, "Bob": {"size": -1.5, "vip": False}}
+    assert type(stored["Ada"]["size"]) is int
+
+
 async def test_dry_run_writes_nothing(client: Any, team: Team) -> None:
     status, body = await upload(client, "contacts", CONTACTS, team.admin, dry_run=True)
     assert status == 200, body

@@ -5,6 +5,7 @@ CSV formula escaping, which must undo exactly."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -200,3 +201,56 @@ def test_formula_unescape_is_exact_on_random_cells() -> None:
         exported = escape_formula(value)
         assert unescape_formula(exported) == value, repr(value)
         assert not needs_formula_escape(exported) or exported.startswith("'"), repr(value)
+
+
+def test_memoised_json_is_the_column_serialiser() -> None:
+    """Records' JSON columns stay bit for bit what the ORM stores, memo or not: equal values
+    of other types ([1], [1.0], [True]) and other key orders get their own text."""
+    import json
+
+    from aisha_server.services.record_io import _memoised_json
+
+    process = _memoised_json(json.dumps)
+    values: list[Any] = [
+        [], {}, ["a", "b"], ["b", "a"], ["a;b"], ["é", "x\"y"], {"k": "v"}, {"k": "v", "j": "w"},
+        {"j": "w", "k": "v"}, [1], [1.0], [True], ["1"], {"k": 1}, {"k": True}, {"k": ["v"]},
+        [["a"]], None, "text", 3,
+    ]  # fmt: skip
+    for _ in range(2):  # second round: from the memo
+        for value in values:
+            assert process(value) == json.dumps(value), value
+    words = [[f"tag{i}"] for i in range(10_000)]  # the memo is bounded and stays exact
+    assert [process(w) for w in words] == [json.dumps(w) for w in words]
+
+
+def test_gc_paused_nests_and_restores_the_collector() -> None:
+    import gc
+    import threading
+
+    from aisha_server.services.record_io import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        inner_left = threading.Event()
+
+        def other_import() -> None:
+            with gc_paused():
+                assert not gc.isenabled()
+            inner_left.set()
+
+        worker = threading.Thread(target=other_import)
+        worker.start()
+        worker.join()
+        assert inner_left.is_set() and not gc.isenabled()  # still held here
+    assert gc.isenabled()
+    gc.disable()  # someone else turned it off: it stays off
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("an import fails")
+    assert gc.isenabled()
