@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aisha_desktop.client import ApiClient, MemoryTokenStore, Tokens, ValidationError
+from aisha_desktop.client import ApiClient, ApiError, MemoryTokenStore, Tokens, ValidationError
 from aisha_desktop.client.csv_io import (
     UPLOAD_SLICE,
     ColumnSelector,
@@ -269,3 +269,13 @@ def test_column_selector_across_chunks() -> None:
         assert selector.rows == 2
     with pytest.raises(ValueError, match="at least one"):
         ColumnSelector([])
+
+
+@pytest.mark.parametrize("settings_overrides", [{"AISHA_MAX_UPLOAD_BYTES": 50_000}])
+async def test_upload_over_the_limit_is_a_clear_error(signed_in: ApiClient) -> None:
+    data = contacts_csv(40_000)  # megabytes: the server answers before reading them
+    assert len(data) > 40 * 50_000
+    with pytest.raises(ApiError) as refused:
+        await signed_in.import_csv("contacts", data, mapping=MAPPING)
+    assert refused.value.status == 413 and refused.value.code == "upload_too_large"
+    assert await contact_count(signed_in) == 0
