@@ -91,7 +91,9 @@ async def test_export_view_and_all(
     assert dialog.view_rows.text() == "Current view (search “gr”, status Inactive) · 2 rows"
     assert dialog.path_edit.text() == str(folder / "contacts.csv")
     dialog.visible_columns.setChecked(True)
+    dialog.path_edit.setText("/home/operator/Documents/inactive-contacts.csv")  # the picture
     screenshot(dialog, "csv-export")
+    dialog.path_edit.setText(str(folder / "contacts.csv"))
 
     dialog.export()
     await dialog.wait()
