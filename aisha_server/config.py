@@ -227,7 +227,7 @@ class Settings(BaseSettings):
         300, ge=1, description="Seconds between scheduled C.A.R.E. scans"
     )
     CARE_SCAN_BATCH_SIZE: int = Field(
-        500, ge=1, le=100_000, description="Most records each check raises per tenant and scan"
+        100, ge=1, le=100_000, description="Most records each check raises per tenant and scan"
     )
     CARE_DEAL_DECAY_MIN_AMOUNT: float = Field(
         10_000, ge=0, description="Smallest opportunity amount the deal decay check watches"

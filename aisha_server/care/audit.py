@@ -9,6 +9,7 @@ import logging
 import uuid
 from typing import Any, Final
 
+import orjson
 from sqlalchemy.orm import Session
 
 from aisha_server.db.models.care import CareAuditLog
@@ -89,17 +90,19 @@ def record_audit(
             entity_id=entity_id,
             action_origin=action_origin,
             reason=reason,
-            metadata_=json.loads(json.dumps(metadata, default=str)),
+            # JSON-safe (UUIDs, datetimes as strings), as the log line shows them
+            metadata_=orjson.loads(orjson.dumps(metadata, default=str)),
         )
     )
-    log.info(
-        audit_line(
-            tenant_id=tenant_id,
-            event_type=event_type,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            action_origin=action_origin,
-            reason=reason,
-            metadata=metadata,
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            audit_line(
+                tenant_id=tenant_id,
+                event_type=event_type,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                action_origin=action_origin,
+                reason=reason,
+                metadata=metadata,
+            )
         )
-    )

@@ -127,6 +127,41 @@ def current_state(row: CareStateRow | None) -> CareState:
 
 
 @dataclass(slots=True)
+class Prefetched:
+    """What a batch of escalations looked up in two queries instead of two per escalation:
+    the dedupe keys already raised and the state rows of the batch's records (a record
+    missing from `states` has none)."""
+
+    raised: set[str] = field(default_factory=set)
+    states: dict[tuple[str, uuid.UUID], CareStateRow] = field(default_factory=dict)
+
+
+def prefetch(
+    session: Session,
+    tenant_id: uuid.UUID,
+    *,
+    keys: list[str],
+    entity_type: str,
+    entity_ids: list[uuid.UUID],
+) -> Prefetched:
+    raised = set(
+        session.scalars(
+            select(CareEscalationKey.dedupe_key).where(
+                CareEscalationKey.tenant_id == tenant_id, CareEscalationKey.dedupe_key.in_(keys)
+            )
+        )
+    )
+    rows = session.scalars(
+        select(CareStateRow).where(
+            CareStateRow.tenant_id == tenant_id,
+            CareStateRow.entity_type == entity_type,
+            CareStateRow.entity_id.in_(entity_ids),
+        )
+    )
+    return Prefetched(raised, {(r.entity_type, r.entity_id): r for r in rows})
+
+
+@dataclass(slots=True)
 class Outcome:
     """What one pipeline run did (returned to the API, counted by scans)."""
 
@@ -274,9 +309,14 @@ def propose_transition(
     reason: str | None,
     metadata: dict[str, Any],
     outcome: Outcome,
+    known: Prefetched | None = None,
 ) -> None:
     """Checks a transition against the diagram and the gate; applies it or audits why not."""
-    row = state_row(session, tenant_id, entity_type, entity_id)
+    row = (
+        known.states.get((entity_type, entity_id))
+        if known is not None
+        else state_row(session, tenant_id, entity_type, entity_id)
+    )
     from_state = current_state(row)
     check = check_transition(from_state, to_state, signal)
     base = {**metadata, "from_state": from_state.value, "to_state": to_state.value}
@@ -437,6 +477,7 @@ def handle_escalation(
     tenant_id: uuid.UUID,
     situation: Situation,
     now: datetime | None = None,
+    known: Prefetched | None = None,
 ) -> Outcome:
     """Audits a detected escalation and, when C.A.R.E. may act, moves the state and queues
     the workflow trigger, each through the policy gate."""
@@ -446,7 +487,11 @@ def handle_escalation(
         return outcome
     now = now or utcnow()
     if situation.dedupe_key is not None:
-        if already_raised(session, tenant_id, situation.dedupe_key):
+        if (
+            situation.dedupe_key in known.raised
+            if known is not None
+            else already_raised(session, tenant_id, situation.dedupe_key)
+        ):
             outcome.duplicate = True
             return outcome
         session.add(
@@ -492,7 +537,12 @@ def handle_escalation(
         outcome.skipped = True
         return outcome
 
-    row = state_row(session, tenant_id, situation.signal_entity_type, situation.signal_entity_id)
+    state_key = (situation.signal_entity_type, situation.signal_entity_id)
+    row = (
+        known.states.get(state_key)
+        if known is not None
+        else state_row(session, tenant_id, *state_key)
+    )
     state = current_state(row)
     previous = parse_state(row.previous_state) if row and row.previous_state else None
     if situation.state_signal is not None:
@@ -510,6 +560,7 @@ def handle_escalation(
                 reason=escalation.reason,
                 metadata=common,
                 outcome=outcome,
+                known=known,
             )
             if outcome.transition is not None:
                 previous, state = state, target

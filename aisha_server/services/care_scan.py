@@ -46,7 +46,12 @@ from aisha_server.config import Settings
 from aisha_server.db.base import utcnow
 from aisha_server.db.models.care import CareScanCursor
 from aisha_server.db.models.crm import Activity, Lead, Opportunity
-from aisha_server.services.care_engine import CareContext, Situation, handle_escalation
+from aisha_server.services.care_engine import (
+    CareContext,
+    Situation,
+    handle_escalation,
+    prefetch,
+)
 
 CLOSED_LEAD_STATUSES: Final = ("converted", "closed", "disqualified", "lost", "dead")
 CLOSED_STAGES: Final = ("closed", "closed_won", "closed_lost", "won", "lost")
@@ -264,29 +269,44 @@ def run_check(
     )
     rows: Sequence[Any] = session.scalars(query).all()
     report.examined[check.name] = len(rows)
+    keyed = [
+        (row, f"{check.name}:{row.id}:{_fingerprint(getattr(row, column.key))}") for row in rows
+    ]
+    # two queries for the whole batch (keys raised before, states), then no reads per row:
+    # the batch's inserts go to the database in one flush at the end
+    known = prefetch(
+        session,
+        tenant_id,
+        keys=[key for _, key in keyed],
+        entity_type=check.entity_type,
+        entity_ids=[row.id for row in rows],
+    )
     raised = 0
-    for row in rows:
-        reason, meta = check.describe(row, now, days)
-        anchor_type, anchor_id = check.anchor(row)
-        stamp: datetime = getattr(row, column.key)
-        situation = Situation(
-            escalation=Escalation(True, check.name, reason, CONFIDENCE["high"], "high"),
-            signal_entity_type=check.entity_type,
-            signal_entity_id=row.id,
-            entity_type=anchor_type,
-            entity_id=anchor_id,
-            origin=ORIGIN_AUTONOMOUS,
-            dedupe_key=f"{check.name}:{row.id}:{_fingerprint(stamp)}",
-            state_signal=check.state_signal,
-            meta=meta,
-        )
-        outcome = handle_escalation(session, ctx, tenant_id=tenant_id, situation=situation, now=now)
-        raised += int(outcome.escalated)
-        report.duplicates += int(outcome.duplicate)
-        report.skipped += int(outcome.skipped)
-        report.transitions += int(outcome.transition is not None)
-        report.triggers += len(outcome.event_ids)
-        report.approvals += len(outcome.approval_ids)
+    with session.no_autoflush:
+        for row, key in keyed:
+            reason, meta = check.describe(row, now, days)
+            anchor_type, anchor_id = check.anchor(row)
+            situation = Situation(
+                escalation=Escalation(True, check.name, reason, CONFIDENCE["high"], "high"),
+                signal_entity_type=check.entity_type,
+                signal_entity_id=row.id,
+                entity_type=anchor_type,
+                entity_id=anchor_id,
+                origin=ORIGIN_AUTONOMOUS,
+                dedupe_key=key,
+                state_signal=check.state_signal,
+                meta=meta,
+            )
+            outcome = handle_escalation(
+                session, ctx, tenant_id=tenant_id, situation=situation, now=now, known=known
+            )
+            raised += int(outcome.escalated)
+            report.duplicates += int(outcome.duplicate)
+            report.skipped += int(outcome.skipped)
+            report.transitions += int(outcome.transition is not None)
+            report.triggers += len(outcome.event_ids)
+            report.approvals += len(outcome.approval_ids)
+    session.flush()  # before the next check reads states this one wrote
     report.escalations[check.name] = raised
     if cursor is None:
         cursor = CareScanCursor(tenant_id=tenant_id, check_name=check.name)
