@@ -373,3 +373,33 @@ def test_report_model(qtmodeltester: Any) -> None:
     qtmodeltester.check(model)
     assert model.index(1, 2).data() == "email: bad; wide"
     assert model.index(1, 1).data() == "Error"
+
+
+async def test_cancel_after_the_upload_says_the_server_may_finish(
+    live: Live,  # noqa: F811
+    team: Team,  # noqa: F811
+    qtbot: Any,
+    tmp_path: Path,
+) -> None:
+    api = await live.api(team.admin, direct=True)
+    dialog = await dialog_for(api, qtbot)
+    rows = [[f"Bo{i}", f"Ng{i}", f"bo{i}@example.com", "", "", ""] for i in range(3000)]
+    await loaded(dialog, write_csv(tmp_path / "sent.csv", HEADER, rows))
+    dialog.dry_run()
+    await dialog.wait()
+    progress = dialog._progress
+
+    def cancel_when_sent(sent: int, total: int) -> None:
+        progress(sent, total)
+        if sent >= total:
+            dialog.cancel_button.click()
+
+    dialog._progress = cancel_when_sent  # type: ignore[method-assign]
+    dialog.run_import()
+    await dialog.wait()
+    assert "the server may still finish the import (all rows or none)" in banner_text(dialog.error)
+    # never a part of the file: all rows or none, whenever one looks
+    for _ in range(10):
+        page = await api.list_records("contacts", limit=1, include_total=True)
+        assert page.total in (0, 3000)
+        await asyncio.sleep(0.2)
