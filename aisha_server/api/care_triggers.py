@@ -60,6 +60,23 @@ class DeliveryOut(BaseModel):
     payload: dict[str, Any] = Field(description="the body sent (same bytes on every attempt)")
 
 
+class WorkerOut(BaseModel):
+    enabled: bool = Field(description="this server sends triggers")
+    disabled_reason: str | None = Field(description="why not (kill switch, missing setting)")
+    webhook_host: str | None
+    timeout_ms: int
+    max_retries: int
+    last_run_at: datetime | None
+    attempts: int = Field(description="attempts this server made since it started")
+    delivered: int
+    failed: int
+
+
+class TriggerStatusOut(BaseModel):
+    worker: WorkerOut
+    deliveries: dict[str, int] = Field(description="deliveries per status (the tenant's)")
+
+
 def _delivery_id(request: web.Request) -> uuid.UUID:
     raw = request.match_info["delivery_id"]
     try:
@@ -85,6 +102,22 @@ async def list_deliveries(request: web.Request, query: DeliveriesQuery) -> web.R
         principal(request), tenant_id, status=query.status, limit=query.limit, cursor=query.cursor
     )
     return success(page.items, pagination={"limit": page.limit, "next_cursor": page.next_cursor})
+
+
+@routes.get(
+    "/api/care/triggers/status",
+    summary="Workflow trigger worker state and deliveries per status",
+    tags=TAGS,
+    query=TenantQuery,
+    response=TriggerStatusOut,
+    errors=(403,),
+)
+async def trigger_status(request: web.Request, query: TenantQuery) -> web.Response:
+    tenant_id = await tenant_for(request, query.tenant_id, required=False)
+    counts = await request.app[keys.CARE_TRIGGER_DELIVERIES].counts(principal(request), tenant_id)
+    return success(
+        {"worker": request.app[keys.CARE_TRIGGER_WORKER].snapshot(), "deliveries": counts}
+    )
 
 
 @routes.get(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from aisha_server.auth.authorize import TENANT_ADMINS, expand_action
@@ -261,15 +261,27 @@ def release(session: Session, held: Iterable[Claimed], *, now: datetime) -> int:
     return released
 
 
-def queue_counts(session: Session) -> dict[str, int]:
-    """Rows per status (all tenants), for status reports."""
-    from sqlalchemy import func
-
+def queue_counts(session: Session, tenant_id: uuid.UUID | None = None) -> dict[str, int]:
+    """Rows per status (one tenant, or all), for status reports."""
     counts = dict.fromkeys(STATUSES, 0)
     query = select(CareTriggerDelivery.status, func.count()).group_by(CareTriggerDelivery.status)
+    if tenant_id is not None:
+        query = query.where(CareTriggerDelivery.tenant_id == tenant_id)
     for status, count in session.execute(query):
         counts[str(status)] = int(count)
     return counts
+
+
+def prune(session: Session, *, older_than: datetime) -> int:
+    """Delete delivered and failed rows last changed before `older_than` (pending rows are
+    never deleted: they have not been delivered yet)."""
+    result = session.execute(
+        delete(CareTriggerDelivery).where(
+            CareTriggerDelivery.status.in_((DELIVERED, FAILED)),
+            CareTriggerDelivery.updated_at < older_than,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # -- the admin API's side ------------------------------------------------------------------
@@ -376,6 +388,19 @@ class TriggerDeliveries:
             return DeliveryPage(
                 [_view(r) for r in rows], limit, _encode_cursor(rows[-1]) if more else None
             )
+
+        if tenant_id is None:
+            return await self._db.run(read, system=True, write=False)
+        return await self._db.run(read, tenant_id=tenant_id, write=False)
+
+    async def counts(self, actor: Principal, tenant_id: uuid.UUID | None) -> dict[str, int]:
+        """Deliveries per status of one tenant (or of all, superadmins)."""
+        self._require_admin(actor, "read")
+        if tenant_id is None and not actor.is_superadmin:
+            raise PermissionDenied("Permission denied: name a tenant")
+
+        def read(session: Session) -> dict[str, int]:
+            return queue_counts(session, tenant_id)
 
         if tenant_id is None:
             return await self._db.run(read, system=True, write=False)

@@ -36,7 +36,7 @@ from aisha_server.webhooks.delivery import (
     Attempt,
     Claimed,
     claim_due,
-    queue_counts,
+    prune,
     record_attempt,
     release,
 )
@@ -62,6 +62,8 @@ class DeliveryTiming:
     give_up_after: timedelta = timedelta(days=3)
     batch: int = 20
     concurrency: int = 4
+    # delivered and failed rows are deleted after the audit retention; checked this often
+    prune_interval: float = 6 * 3600.0
 
     def backoff(self, retry: int, retry_after: float | None) -> float:
         return min(max(self.backoff_base * 2.0**retry, retry_after or 0.0), self.backoff_cap)
@@ -106,6 +108,7 @@ class CareTriggerWorker:
         self.timing = timing or DeliveryTiming()
         self.paused_tenants = paused_tenants
         self.disabled_reason = disabled_reason(settings)
+        self.retention = timedelta(days=settings.CARE_AUDIT_LOG_RETENTION_DAYS)
         self._url = settings.CARE_WORKFLOW_ESCALATION_WEBHOOK_URL or ""
         self._secret = settings.CARE_WORKFLOW_WEBHOOK_SECRET or ""
         self._timeout = settings.CARE_WORKFLOW_WEBHOOK_TIMEOUT_MS / 1000.0
@@ -131,29 +134,49 @@ class CareTriggerWorker:
         """Look for due rows now (after a commit that queued one) instead of at the next poll."""
         self._wake.set()
 
-    async def snapshot(self) -> dict[str, Any]:
-        """For status reports: switch, configuration without the secret, queue, counters."""
-        counts = await self._db.run(queue_counts, system=True, write=False)
+    def snapshot(self) -> dict[str, Any]:
+        """For status reports: the switch and this instance's counters (never the URL's
+        path or query, which often carry a token, nor the secret)."""
         return {
             "enabled": self.enabled,
             "disabled_reason": self.disabled_reason,
-            "url": self._url or None,
-            "secret_set": bool(self._secret),
-            "timeout_ms": int(self._timeout * 1000),
+            "webhook_host": URL(self._url).host if self._url and self.enabled else None,
+            "timeout_ms": round(self._timeout * 1000),
             "max_retries": self._retries,
             "last_run_at": self.last_run_at,
-            "queue": counts,
             "attempts": self.attempts,
             "delivered": self.delivered,
             "failed": self.failed,
         }
 
+    async def prune(self) -> int:
+        """Delete delivered and failed rows older than the audit retention."""
+        cutoff = utcnow() - self.retention
+        removed: int = await self._db.run(lambda s: prune(s, older_than=cutoff), system=True)
+        if removed:
+            log.info("pruned %d workflow trigger deliveries past retention", removed)
+        return removed
+
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Until cancelled; leases held at cancellation are handed back."""
+        """Until cancelled; leases held at cancellation are handed back.  Switched off, it
+        only prunes."""
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time()
         try:
             while True:
+                if loop.time() >= next_prune:
+                    next_prune = loop.time() + self.timing.prune_interval
+                    try:
+                        await self.prune()
+                    except Exception:
+                        log.exception("could not prune workflow trigger deliveries")
+                if not self.enabled:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), next_prune - loop.time())
+                    self._wake.clear()
+                    continue
                 try:
                     claimed = await self.run_once()
                 except Exception:
@@ -277,12 +300,10 @@ class CareTriggerWorker:
 
 
 async def lifespan(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the worker's task runs while the server does (only when switched on)."""
+    """cleanup_ctx: the worker's task runs while the server does (switched off: pruning only)."""
     worker = app[keys.CARE_TRIGGER_WORKER]
     if not worker.enabled:
         log.info("C.A.R.E. workflow triggers are off: %s", worker.disabled_reason)
-        yield
-        return
     task = asyncio.create_task(worker.run(), name="aisha-care-triggers")
     try:
         yield

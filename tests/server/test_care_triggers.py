@@ -81,6 +81,7 @@ class Receiver:
     default: int | str = 200
     received: list[Received] = field(default_factory=list)
     delay: float = 0.0
+    retry_after: str = "0"  # sent with 429
     _runner: web.AppRunner | None = None
 
     @property
@@ -97,7 +98,7 @@ class Receiver:
             await asyncio.sleep(30)
             return web.Response(status=200)
         status = int(action)
-        headers = {"Retry-After": "0"} if status == 429 else {}
+        headers = {"Retry-After": self.retry_after} if status == 429 else {}
         if status in (301, 302, 307):
             headers["Location"] = self.url + "/elsewhere"
         return web.Response(status=status, text=f"answer {status}", headers=headers)
@@ -721,8 +722,9 @@ async def test_kill_switch_matrix(
     held = await row(app, event_id)
     assert (held.status, held.attempts, held.lease_token) == ("pending", 0, None)  # kept
     assert await audits(app) == []
-    snapshot = await worker.snapshot()
-    assert snapshot["enabled"] is False and snapshot["queue"]["pending"] == 1
+    snapshot = worker.snapshot()
+    assert snapshot["enabled"] is False and snapshot["disabled_reason"] == worker.disabled_reason
+    assert snapshot["webhook_host"] is None and snapshot["attempts"] == 0
     assert SECRET not in json.dumps(snapshot, default=str)
 
 
@@ -946,3 +948,103 @@ async def test_api_keys_need_read_care_and_update_care_to_replay(
     status, body = await _api(client, "POST", f"{base}/{event_id}/replay", writer)
     assert status == 200, body
     await wait_until(app, event_id, settled("delivered", attempts=2))
+
+
+async def test_retry_after_is_honoured_within_the_cap(
+    client: TestClient[Any, Any], receiver: Receiver
+) -> None:
+    app = client.app
+    app[keys.CARE_TRIGGER_WORKER].timing = DeliveryTiming(
+        poll_interval=0.05, backoff_base=0.05, backoff_cap=0.8, round_base=60.0
+    )
+    receiver.script, receiver.retry_after = [429, 200], "5"
+    tenant = await make_tenant(app)
+    event_id = await enqueue(app, tenant.id)
+    await wait_until(app, event_id, settled("delivered"))
+    first, second = (r.at for r in receiver.received)
+    assert 0.75 <= second - first < 2.0  # Retry-After 5 s, capped at 0.8 s (not 0.05 s)
+
+
+async def test_a_crashed_instances_lease_runs_out_and_another_delivers(
+    client: TestClient[Any, Any], receiver: Receiver
+) -> None:
+    from aisha_server.webhooks.delivery import claim_due
+
+    app = client.app
+    worker = app[keys.CARE_TRIGGER_WORKER]
+    worker.disabled_reason = "the crashed instance claims first"
+    tenant = await make_tenant(app)
+    event_id = await enqueue(app, tenant.id)
+    [claimed] = await app[keys.DB].run(
+        lambda s: claim_due(s, now=utcnow(), lease=timedelta(seconds=0.5), limit=5), system=True
+    )
+    assert claimed.id == event_id
+    worker.disabled_reason = None  # "this" instance; the claimer never comes back
+    worker.wake()
+    started = time.monotonic()
+    final = await wait_until(app, event_id, settled("delivered"))
+    assert time.monotonic() - started >= 0.3  # not before the lease ran out
+    assert final.attempts == 1 and receiver.event_ids() == [str(event_id)]
+
+
+async def test_old_delivered_and_failed_rows_are_pruned_pending_ones_kept(
+    client: TestClient[Any, Any], receiver: Receiver
+) -> None:
+    app = client.app
+    worker = app[keys.CARE_TRIGGER_WORKER]
+    worker.disabled_reason = "rows are placed by the test"
+    tenant = await make_tenant(app)
+    ids = {status: await enqueue(app, tenant.id) for status in ("delivered", "failed", "pending")}
+    recent = await enqueue(app, tenant.id)
+    old = utcnow() - worker.retention - timedelta(days=1)
+
+    def age(session: Session) -> None:
+        for status, event_id in ids.items():
+            found = session.get(CareTriggerDelivery, event_id)
+            assert found is not None
+            found.status = status
+        session.flush()
+        session.execute(
+            CareTriggerDelivery.__table__.update()
+            .where(CareTriggerDelivery.id.in_(list(ids.values())))
+            .values(updated_at=old, created_at=old)
+        )
+        done = session.get(CareTriggerDelivery, recent)
+        assert done is not None
+        done.status = "delivered"
+
+    await app[keys.DB].run(age, system=True)
+    assert await worker.prune() == 2
+    left = await app[keys.DB].run(
+        lambda s: set(s.scalars(select(CareTriggerDelivery.id))), system=True, write=False
+    )
+    assert left == {ids["pending"], recent}
+
+
+async def test_status_reports_the_switch_and_the_tenants_counts_without_secrets(
+    client: TestClient[Any, Any], receiver: Receiver
+) -> None:
+    app = client.app
+    tenant, other = await make_tenant(app), await make_tenant(app)
+    _, admin = await user_with_headers(app, "admin", tenant.id)
+    _, manager = await user_with_headers(app, "manager", tenant.id)
+    receiver.script = [400]
+    failed = await enqueue(app, tenant.id)
+    await wait_until(app, failed, settled("failed"))
+    sent = await enqueue(app, tenant.id)
+    elsewhere = await enqueue(app, other.id)
+    for event_id in (sent, elsewhere):
+        await wait_until(app, event_id, settled("delivered"))
+
+    resp = await client.get("/api/care/triggers/status", headers=admin)
+    raw = await resp.text()
+    assert resp.status == 200, raw
+    data = (await resp.json())["data"]
+    assert data["deliveries"] == {"pending": 0, "delivered": 1, "failed": 1}
+    worker = data["worker"]
+    assert (worker["enabled"], worker["disabled_reason"]) == (True, None)
+    assert worker["webhook_host"] == "127.0.0.1"
+    assert (worker["attempts"], worker["delivered"], worker["failed"]) == (3, 2, 1)
+    assert SECRET not in raw and "/care-escalation" not in raw
+    resp = await client.get("/api/care/triggers/status", headers=manager)
+    assert resp.status == 403
