@@ -1,8 +1,9 @@
 """`EntityView`: one entity's list and record panel.
 
 The table is a `RecordTableModel` over the replica (search as you type, status filter,
-sortable indexed columns, column chooser).  The record panel edits the selected record, or
-a new one, with the form built from the entity's fields and the tenant's custom fields.
+sortable indexed columns, column chooser; saved views and a CSV menu in `ViewTools`).  The
+record panel edits the selected record, or a new one, with the form built from the entity's
+fields and the tenant's custom fields.
 Saving goes through the sync engine: the replica shows the edit at once and the outbox
 carries it to the server in the background.  Before a create, records with the same email
 or phone are looked up in the replica and shown as a warning the user must confirm.

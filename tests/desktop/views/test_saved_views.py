@@ -210,6 +210,10 @@ async def test_csv_menu_opens_the_dialogs(desk: Desk, qtbot: Any, tmp_path: Path
     dialog.close()
     importer = view.view_tools.open_import()
     assert isinstance(importer, CsvImportDialog) and importer.entity == "contacts"
+    # an import that wrote rows asks the engine to sync now, so they show in the list
+    desk.engine._wake.clear()
+    importer.imported.emit(None)
+    assert desk.engine._wake.is_set()
     importer.close()
     names = [a.text() for a in view.view_tools.csv_button.menu().actions()]
     assert names == ["Import CSV…", "Export CSV…"]
