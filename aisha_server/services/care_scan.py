@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aisha_server.care.audit import ORIGIN_AUTONOMOUS
@@ -237,6 +237,29 @@ def _after(check: Check, cursor: CareScanCursor | None) -> list[ColumnElement[bo
     ]
 
 
+def check_query(
+    check: Check,
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    cutoff: datetime,
+    cursor: CareScanCursor | None,
+) -> Select[Any]:
+    """The rows one check reads: past the cursor, before the cutoff, oldest first."""
+    model = check.model
+    return (
+        select(model)
+        .where(
+            model.tenant_id == tenant_id,
+            model.deleted_at.is_(None),
+            check.time_column < cutoff,
+            *_after(check, cursor),
+            check.condition(settings),
+        )
+        .order_by(check.time_column, model.id)
+        .limit(settings.CARE_SCAN_BATCH_SIZE)
+    )
+
+
 def _fingerprint(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")
 
@@ -253,20 +276,8 @@ def run_check(
     days = check.threshold_days(settings)
     cutoff = now - timedelta(days=days)
     cursor = session.get(CareScanCursor, (tenant_id, check.name))
-    model = check.model
     column = check.time_column
-    query = (
-        select(model)
-        .where(
-            model.tenant_id == tenant_id,
-            model.deleted_at.is_(None),
-            column < cutoff,
-            *_after(check, cursor),
-            check.condition(settings),
-        )
-        .order_by(column, model.id)
-        .limit(settings.CARE_SCAN_BATCH_SIZE)
-    )
+    query = check_query(check, settings, tenant_id, cutoff, cursor)
     rows: Sequence[Any] = session.scalars(query).all()
     report.examined[check.name] = len(rows)
     keyed = [
