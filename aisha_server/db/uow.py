@@ -254,6 +254,11 @@ class PostgresDatabase(Database):
                 cursor = dbapi_connection.cursor()
                 cursor.execute(f'SET ROLE "{role}"')
                 cursor.close()
+                # committed at once: left in the driver's open transaction, the role was undone
+                # when the connection's first unit of work rolled back (or when a read unit
+                # switched it to autocommit), and the connection then worked as the login
+                # user - a superuser or the table owner, to whom RLS does not apply
+                dbapi_connection.commit()
 
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 

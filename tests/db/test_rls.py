@@ -105,6 +105,39 @@ async def test_server_works_as_the_application_role(client: Any, db: Any) -> Non
     assert who[1] == "postgres"
 
 
+@pytest.mark.parametrize("write", [True, False])
+async def test_a_failed_first_unit_does_not_undo_the_application_role(
+    settings: Any, write: bool
+) -> None:
+    """The role is set when a connection is made.  It used to stay in the driver's open
+    transaction until the first unit of work committed, so a first unit that failed rolled it
+    back and the connection then worked as the login user (here the superuser: no RLS)."""
+    db = PostgresDatabase(
+        str(settings.DATABASE_URL), app_role=settings.AISHA_DB_APP_ROLE, pool_size=1
+    )
+
+    def fail(session: Session) -> None:
+        session.execute(text("SELECT 1"))
+        raise RuntimeError("the unit fails")
+
+    try:
+        with pytest.raises(RuntimeError):
+            await db.run(fail, system=True, write=write)
+        for unit_writes in (True, False):
+            who = await db.run(
+                lambda s: s.execute(text("SELECT current_user")).scalar_one(),
+                system=True,
+                write=unit_writes,
+            )
+            assert who == settings.AISHA_DB_APP_ROLE
+            rows = await db.run(
+                lambda s: s.scalars(select(Tenant.id)).all(), tenant_id=uuid.uuid4(), write=False
+            )
+            assert rows == []  # RLS applies: an unknown tenant sees nothing
+    finally:
+        await db.close()
+
+
 @pytest.fixture
 def owner_database(request: pytest.FixtureRequest) -> Iterator[str]:
     """A database whose tables belong to a non-superuser owner that the server logs in as."""
