@@ -43,17 +43,16 @@ from aisha_desktop.replica.schema import (
     SCHEMA_VERSION,
     SETTINGS_ENTITIES,
     columns,
+    fts_table,
     query_words,
     search_words,
     table,
-    words_table,
 )
 
 CUSTOM_FIELDS = "custom_fields"
-# A search word with fewer index entries than this drives the query (its rows are read and
-# sorted); with more, the sort index is walked and rows checked (a few rows per match).
+# A search matching fewer rows than this reads them through the full-text index and sorts
+# them; one matching more walks the sort index and checks rows (a few rows per match).
 _WORD_SCAN = 5000
-_LAST_CHAR = "\U0010ffff"
 NOT_SYNCED = frozenset({"id", "tenant_id", "version", "created_at", "updated_at", "deleted_at"})
 
 
@@ -438,22 +437,20 @@ class Replica:
         source = name
         with self._read() as db:
             if words:
-                # the rarest word drives: its few matches come through the word index and are
-                # sorted; when every word is common the sort index is walked instead, each
-                # row checked for its words
-                counts = {w: self._word_count(db, entity, w) for w in words}
-                driver = min(words, key=counts.__getitem__)
-                indexed = counts[driver] < _WORD_SCAN
-                for word in words:
-                    if not (indexed and word == driver):
-                        where.append("instr(search, ?) > 0")
-                        params.append(orjson.dumps(word).decode()[:-1])  # '"ann': a word start
-                if indexed:
+                # few matches come through the full-text index and are sorted; many are
+                # found walking the sort index, each row checked for the words
+                match = " AND ".join(f'"{w}" *' for w in words)
+                if self._matches(db, entity, match) < _WORD_SCAN:
                     source = (
-                        f"(SELECT DISTINCT id AS match_id FROM {words_table(entity)} "
-                        f"WHERE word >= ? AND word < ?) CROSS JOIN {name} ON id = match_id"
+                        f"(SELECT rowid AS match_rowid FROM {fts_table(entity)} "
+                        f"WHERE {fts_table(entity)} MATCH ?) CROSS JOIN {name} "
+                        f"ON {name}.rowid = match_rowid"
                     )
-                    params = [driver, driver + _LAST_CHAR, *params]
+                    params = [match, *params]
+                else:
+                    for word in words:
+                        where.append("instr(search, ?) > 0")
+                        params.append(" " + word)
             sql = (
                 f"SELECT id, version, coalesce(data, base) AS data, pending, {column} AS sort_key "
                 f"FROM {source} "
@@ -467,12 +464,12 @@ class Replica:
         return QueryPage([self._view(entity, r) for r in rows], next_after)
 
     @staticmethod
-    def _word_count(db: sqlite3.Connection, entity: str, word: str) -> int:
-        """How many index entries start with `word`, counted up to `_WORD_SCAN`."""
+    def _matches(db: sqlite3.Connection, entity: str, match: str) -> int:
+        """How many rows the full-text query `match` finds, counted up to `_WORD_SCAN`."""
+        fts = fts_table(entity)
         row = db.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {words_table(entity)} "
-            "WHERE word >= ? AND word < ? LIMIT ?)",
-            (word, word + _LAST_CHAR, _WORD_SCAN),
+            f"SELECT count(*) FROM (SELECT 1 FROM {fts} WHERE {fts} MATCH ? LIMIT ?)",
+            (match, _WORD_SCAN),
         ).fetchone()
         return int(row[0])
 
