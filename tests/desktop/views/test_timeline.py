@@ -134,6 +134,21 @@ async def test_timeline_shows_the_record_history(live: Live, team: Team, qtbot: 
     assert "by you" in panel.model.entries[-1].meta  # created
     assert panel.list.isVisible() and not panel.retry_button.isVisible()
 
+    # paging: the newest few, then older ones on request
+    everything = [e.id for e in panel.model.entries]
+    panel.page_size = 3
+    panel.reload()
+    await panel.wait()
+    assert [e.id for e in panel.model.entries] == everything[:3]
+    assert panel.older_button.isVisible()
+    while panel.older_button.isVisible():
+        panel.load_older()
+        await panel.wait()
+    assert [e.id for e in panel.model.entries] == everything
+    panel.page_size = 50
+    panel.reload()
+    await panel.wait()
+
     qtbot.wait(50)
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / "record-timeline.png"
