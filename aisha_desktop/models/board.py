@@ -277,7 +277,7 @@ class BoardModel(QObject):
     """The columns of the board and their loading.  `refresh()` after a change report
     re-reads every column (coalesced); a stale read (overtaken by a newer one) is dropped."""
 
-    loaded = Signal()  # every column was (re)read
+    loaded = Signal()  # the columns were (re)read (the pipeline's, then "No stage")
     failed = Signal(str)
     moved = Signal(str, str, str)  # from any column
 
@@ -362,20 +362,22 @@ class BoardModel(QObject):
         return self._spawn(self._reload(self._generation))
 
     async def _reload(self, generation: int) -> None:
-        stages = list(self.columns)
-        limits = {s: max(self.page_size, self.columns[s].rowCount()) for s in stages}
+        # the pipeline's columns together (a moved card leaves one and enters the other at
+        # once), then "No stage": finding that none lack a stage reads every row
+        limits = {s: max(self.page_size, m.rowCount()) for s, m in self.columns.items()}
+        for group in ([s for s in limits if s != NO_STAGE], [NO_STAGE]):
 
-        def read_all() -> dict[str, ColumnPage]:
-            return {s: read_column(self.replica, s, None, limits[s]) for s in stages}
+            def read(stages: list[str] = group) -> dict[str, ColumnPage]:
+                return {s: read_column(self.replica, s, None, limits[s]) for s in stages}
 
-        pages = await asyncio.to_thread(read_all)
-        if generation != self._generation or self._closed:
-            return
-        for stage, page in pages.items():
-            column = self.columns.get(stage)
-            if column is not None:
-                column.show(page)
-        self.loaded.emit()
+            pages = await asyncio.to_thread(read)
+            if generation != self._generation or self._closed:
+                return
+            for stage, page in pages.items():
+                column = self.columns.get(stage)
+                if column is not None:
+                    column.show(page)
+            self.loaded.emit()
 
     def _more_wanted(self, stage: str) -> None:
         column = self.columns.get(stage)
