@@ -6,11 +6,11 @@ scrolls, so 100,000 opportunities do not freeze the window.  Dragging a card to 
 column changes its stage: the edit goes through the sync engine (the replica shows it at
 once, the outbox carries it to the server), exactly as an edit in the record panel.  Moves
 the board cannot make (to a stage the pipeline does not have, of a card deleted meanwhile)
-are refused with a message."""
+are refused with a message.  A card's context menu moves it without dragging."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
+    QMenu,
     QScrollArea,
     QStyle,
     QStyledItemDelegate,
@@ -214,6 +215,10 @@ class BoardView(QWidget):
             column.view.selectionModel().currentChanged.connect(
                 lambda current, _previous, s=stage: self._card_selected(s, current)
             )
+            column.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            column.view.customContextMenuRequested.connect(
+                lambda point, c=column: self._card_menu(c, point)
+            )
             self.columns[stage] = column
             self.strip_layout.addWidget(column)
         self.strip_layout.addStretch(1)
@@ -272,6 +277,24 @@ class BoardView(QWidget):
         self.record_selected.emit(card.id)
 
     # -- moving --------------------------------------------------------------------------------
+    def move_menu(self, record_id: str) -> QMenu:
+        """ "Move to" each other stage: the board without dragging (right click)."""
+        menu = QMenu(self)
+        record = self.replica.get("opportunities", record_id)
+        current = (record.data.get("stage") or "") if record is not None else None
+        for stage in self.model.stages:
+            action = menu.addAction(f"Move to {stage_title(stage)}")
+            action.setEnabled(stage != current)
+            action.triggered.connect(
+                lambda _=False, s=stage: self.tasks.spawn(self.move_card(record_id, s))
+            )
+        return menu
+
+    def _card_menu(self, column: StageColumn, point: QPoint) -> None:
+        card = column.view.indexAt(point).data(CardRole)
+        if isinstance(card, BoardCard):
+            self.move_menu(card.id).popup(column.view.viewport().mapToGlobal(point))
+
     def _dropped(self, record_id: str, _from: str, to_stage: str) -> None:
         self.tasks.spawn(self.move_card(record_id, to_stage))
 

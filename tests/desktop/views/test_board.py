@@ -200,6 +200,18 @@ async def test_drag_changes_the_stage_through_the_replica(desk: Desk, qtbot: Any
     assert won.pending  # drawn as not yet synced
     assert "Moved “Fabrikam Inc pilot” to Won" in board.feedback.text()
 
+    # without dragging: the card's menu
+    menu = board.move_menu(moved["id"])
+    entries = {a.text(): a for a in menu.actions()}
+    assert list(entries) == [f"Move to {s.capitalize()}" for s in STAGES]
+    assert not entries["Move to Won"].isEnabled()  # where it is
+    entries["Move to Demo"].trigger()
+    await board.tasks.drain()
+    await board.model.wait()
+    record = desk.replica.get("opportunities", moved["id"])
+    assert record is not None and record.data["stage"] == "demo"
+    assert moved["id"] in [c.id for c in cards(board, "demo")]
+
 
 async def test_moves_the_board_cannot_make_are_refused(desk: Desk, qtbot: Any) -> None:
     rows = pipeline(desk, stages=STAGES)
