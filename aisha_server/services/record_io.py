@@ -1290,8 +1290,8 @@ def bind_rows(
             # not set: None, {} or [] (as changelog._collect; no tuple of fresh {} and [] here)
             if value is None or (not value and isinstance(value, dict | list)):
                 row_changes.pop(name, None)
-            else:
-                row_changes[name] = [None, plain(value)]
+            else:  # (most values are text, which `plain` returns as it is)
+                row_changes[name] = [None, value if type(value) is str else plain(value)]
         values.append(tuple(row))
         owner, assigned, department = default_scope
         scope = (

@@ -106,6 +106,9 @@ async def scratch_database(create: bool) -> None:
 class ImportResult:
     rates: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # CPU per row, this process + workers
+    loads: list[float] = field(default_factory=list)  # 1-min load average after each round
+    # one more round with the worker pool off (no timers): rows/s, CPU us/row, load
+    serial: tuple[float, float, float] | None = None
     breakdown: dict[str, float] = field(default_factory=dict)  # us per row, pool off
     ceilings: dict[str, float] = field(default_factory=dict)  # rows/s of raw COPYs
 
@@ -264,18 +267,33 @@ async def run_import(rows: int, repeat: int, backend: str) -> ImportResult:
             # import) and loads the models
             warm = make_csv(record_io.PARALLEL_MIN_ROWS + 1_000)
             await service.import_csv(who, tenant.id, "contacts", warm, ImportOptions())
-            for round_ in range(1, repeat + 1):
+            for round_ in [*range(1, repeat + 1), 0]:
+                # round 0 (last): the worker pool off, so the pool's worth shows on this machine
+                workers = pool.workers
+                if round_ == 0:
+                    pool.workers = 0
                 cpu = _cpu_seconds()
                 started = time.perf_counter()
-                report = await service.import_csv(who, tenant.id, "contacts", data, ImportOptions())
+                try:
+                    report = await service.import_csv(
+                        who, tenant.id, "contacts", data, ImportOptions()
+                    )
+                finally:
+                    pool.workers = workers
                 elapsed = time.perf_counter() - started
                 used = _cpu_seconds() - cpu
                 assert report.totals["created"] == rows, report.totals
-                result.rates.append(rows / elapsed)
-                result.cpu_us.append(used / rows * 1e6)
+                load = os.getloadavg()[0]
+                if round_ == 0:
+                    result.serial = (rows / elapsed, used / rows * 1e6, load)
+                else:
+                    result.rates.append(rows / elapsed)
+                    result.cpu_us.append(used / rows * 1e6)
+                    result.loads.append(load)
                 print(
-                    f"[{backend}] import round {round_}: {elapsed:.2f} s, {rows / elapsed:,.0f}"
-                    f" rows/s, CPU {used / rows * 1e6:.0f} us/row (load {os.getloadavg()[0]:.1f})",
+                    f"[{backend}] import round {round_ or 'pool off'}: {elapsed:.2f} s,"
+                    f" {rows / elapsed:,.0f} rows/s, CPU {used / rows * 1e6:.0f} us/row"
+                    f" (load {load:.1f})",
                     flush=True,
                 )
             result.breakdown, bound = await _timed_round(service, who, tenant.id, data, rows, pool)
@@ -558,12 +576,20 @@ def report(
             aim = AIM_ROWS_PER_SECOND[backend]
             verdict = imported.median >= aim
             ok &= verdict
-            rounds = ", ".join(f"{r:,.0f}" for r in imported.rates)
-            cpu = ", ".join(f"{c:.0f}" for c in imported.cpu_us)
+            rounds = ", ".join(
+                f"{r:,.0f} (CPU {c:.0f} us/row, load {load:.1f})"
+                for r, c, load in zip(imported.rates, imported.cpu_us, imported.loads, strict=True)
+            )
             lines.append(
-                f"| {backend} | import rows/s (rounds {rounds}; CPU us/row {cpu}) |"
+                f"| {backend} | import rows/s, worker pool on (rounds: {rounds}) |"
                 f" >= {aim:,} | {imported.median:,.0f} | {'PASS' if verdict else 'FAIL'} |"
             )
+            if imported.serial is not None:
+                rate, cpu_us, load = imported.serial
+                lines.append(
+                    f"| {backend} | import rows/s, worker pool off (CPU {cpu_us:.0f} us/row,"
+                    f" load {load:.1f}) | - | {rate:,.0f} | - |"
+                )
         if exported is not None and len(exported) == 3:
             big, small, warm = exported
             extra = big.growth_mb - small.growth_mb
@@ -614,13 +640,26 @@ def report(
         aim = AIM_ROWS_PER_SECOND[backend]
         cpu_us = statistics.median(imported.cpu_us)
         cpus = os.cpu_count() or 1
+        server_cpu = (
+            "; the PostgreSQL server's own CPU comes on top" if backend == "postgresql" else ""
+        )
         lines += [
             "",
             f"Reading the {backend} figures: with the worker pool the import costs"
             f" {cpu_us:.0f} us of CPU per row in this process and the workers together (median"
-            f" round); even with all {cpus} CPUs to itself that is at most"
+            f" round{server_cpu});"
+            f" even with all {cpus} CPUs to itself that is at most"
             f" {cpus * 1e6 / cpu_us:,.0f} rows/s, against an aim of {aim:,}.",
         ]
+        if imported.serial is not None:
+            rate, serial_us, _ = imported.serial
+            lines[-1] += (
+                f" Without the pool one process does it all at {serial_us:.0f} us per row"
+                f" (at most {1e6 / serial_us:,.0f} rows/s on one CPU); the pool spends"
+                f" {cpu_us - serial_us:+.0f} us per row more in total (copying rows to the workers"
+                " and back) to spread the checks over the CPUs, so it pays when a second CPU is"
+                " free and costs when the machine is busy."
+            )
         indexed = [r for label, r in imported.ceilings.items() if "13 indexes" in label]
         if indexed:
             lines[-1] += (
