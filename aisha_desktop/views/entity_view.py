@@ -582,7 +582,7 @@ class EntityView(QWidget):
     def connection_changed(self, state: SyncState) -> None:
         """The sync engine's state (through the window's bridge): online-only actions."""
         self.sync_state = state
-        self.timeline.connection_changed(state.online)
+        self.timeline.connection_changed(state.online, offline=state.status == "offline")
         self._update_convert()
 
     # -- lead conversion -----------------------------------------------------------------------

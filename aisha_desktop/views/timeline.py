@@ -242,6 +242,7 @@ class TimelinePanel(QWidget):
         self._stale = False  # the shown record changed while the panel was hidden
         self._more = False
         self._people: dict[str, str] | None = None
+        self._offline = False  # the sync engine says the server is unreachable
         self._task: asyncio.Task[None] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -318,9 +319,13 @@ class TimelinePanel(QWidget):
         self._timer.stop()
         self._start()
 
-    def connection_changed(self, online: bool) -> None:
+    def connection_changed(self, online: bool, *, offline: bool = False) -> None:
+        """`offline`: known unreachable (no request is sent; the state says so at once)."""
+        self._offline = offline and not online
         if online and self.state == "offline":
             self.refresh()
+        elif self._offline and self.state in ("waiting", "loading"):
+            self._start()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
@@ -339,6 +344,9 @@ class TimelinePanel(QWidget):
         if self.record_id is None or self.entity is None:
             return
         self._cancel()
+        if self._offline and not older:
+            self._set_state("offline")
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # a timer fired while the console shuts down

@@ -179,6 +179,11 @@ async def test_timeline_offline_and_back(live: Live, team: Team, qtbot: Any) -> 
     assert "Offline" in panel.status.text() and panel.retry_button.isVisible()
     assert panel.model.rowCount() == 0
 
+    # once the engine knows it is offline, no request is sent: said at once
+    view.connection_changed(dataclass_state(engine, "offline"))
+    panel.reload()
+    assert state_of(panel) == "offline" and not panel.loading
+
     await live.proxy.restore()
     view.connection_changed(dataclass_state(engine, "online"))
     await until(lambda: panel.loading, what="the reload")
