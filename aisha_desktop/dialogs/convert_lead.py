@@ -77,8 +77,11 @@ class ConvertLeadDialog(QDialog):
         *,
         stages: Sequence[str] = DEFAULT_STAGES,
         opportunities_enabled: bool = True,
+        accounts: Sequence[tuple[str, str]] = (),
         today: date | None = None,
     ) -> None:
+        """`accounts`: (id, name) of existing accounts the contact may join instead of a
+        new one (one named like the lead's company is chosen at first)."""
         super().__init__(parent)
         self.api = api
         self.lead = dict(lead)
@@ -92,7 +95,7 @@ class ConvertLeadDialog(QDialog):
 
         intro = QLabel(
             f"<b>{name}</b> becomes a contact"
-            + (f" at a new account <b>{self.lead['company']}</b>" if lead.get("company") else "")
+            + (f" at <b>{self.lead['company']}</b>" if lead.get("company") else "")
             + ". The lead is kept, marked converted, with its activities and notes."
         )
         intro.setWordWrap(True)
@@ -108,11 +111,23 @@ class ConvertLeadDialog(QDialog):
 
         account_box = QGroupBox("Account")
         account_form = QFormLayout(account_box)
+        self.account_form = account_form
         company = _text(lead.get("company")).strip()
+        self.account_choice = QComboBox()
+        self.account_choice.setObjectName("accountChoice")
+        self.account_choice.addItem("Create a new account", None)
+        for account_id, account_name in accounts:
+            self.account_choice.addItem(f"Existing account: {account_name}", account_id)
+            if account_name.strip().lower() == company.lower() and company:
+                self.account_choice.setCurrentIndex(self.account_choice.count() - 1)
+        self.account_choice.setVisible(bool(accounts))
+        account_form.addRow(self.account_choice)
         self._add(account_form, "account.name", ACCOUNT_FIELDS[0], company)
         self.inputs["account.name"].setPlaceholderText(
             "required: the lead's company" if company else "empty: no account is created"
         )
+        self.account_choice.currentIndexChanged.connect(self._account_chosen)
+        self.account_form.setRowVisible(self.inputs["account.name"], self.existing_account is None)
 
         self.opportunity_box = QGroupBox("Also create an opportunity")
         self.opportunity_box.setCheckable(True)
@@ -182,6 +197,17 @@ class ConvertLeadDialog(QDialog):
         form.addRow(spec.label, edit)
         form.addRow("", self.errors[key])
 
+    @property
+    def existing_account(self) -> str | None:
+        """The id of the existing account chosen (None: a new one)."""
+        value = self.account_choice.currentData()
+        return str(value) if value else None
+
+    def _account_chosen(self, *_: object) -> None:
+        self.account_form.setRowVisible(self.inputs["account.name"], self.existing_account is None)
+        self.errors["account.name"].hide()
+        self._edited()
+
     def _edited(self, *_: object) -> None:
         # what the duplicate warning was about may have changed: ask again on the next try
         self.duplicates.hide()
@@ -216,7 +242,9 @@ class ConvertLeadDialog(QDialog):
 
         body: dict[str, Any] = {"contact": part("contact", CONTACT_FIELDS)}
         account = part("account", ACCOUNT_FIELDS)
-        if account:
+        if self.existing_account is not None:
+            body["account_id"] = self.existing_account
+        elif account:
             body["account"] = account
         if self.wants_opportunity:
             opportunity = part("opportunity", OPPORTUNITY_FIELDS)
@@ -240,7 +268,12 @@ class ConvertLeadDialog(QDialog):
             self.lead.get(k) for k in ("first_name", "last_name", "email")
         ):
             found["contact.last_name"] = "A contact needs a name or an email"
-        if self.lead.get("company") and not self.inputs["account.name"].text().strip():
+        new_account = self.existing_account is None
+        if (
+            new_account
+            and self.lead.get("company")
+            and not self.inputs["account.name"].text().strip()
+        ):
             found["account.name"] = "The lead has a company: its account needs a name"
         amount = self.inputs["opportunity.amount"].text().strip()
         negative = amount.startswith("-") and "opportunity.amount" not in found

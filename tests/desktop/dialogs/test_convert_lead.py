@@ -159,6 +159,36 @@ async def test_bad_input_is_caught_before_sending(live: Live, team: Team, qtbot:
     assert "opportunity" not in dialog.body() and dialog.problems() == {}
 
 
+async def test_joining_an_existing_account(live: Live, team: Team, qtbot: Any) -> None:
+    api = await live.api(team.admin, direct=True)
+    existing = await api.create_record("accounts", {"name": "Fabrikam Inc"})
+    other = await api.create_record("accounts", {"name": "Fabrikam Logistics"})
+    lead = await a_lead(api)
+    accounts = [(other["id"], "Fabrikam Logistics"), (existing["id"], "Fabrikam Inc")]
+    dialog = dialog_for(api, lead, qtbot, accounts=accounts)
+    # the one named like the lead's company is chosen: no second "Fabrikam Inc"
+    assert dialog.existing_account == existing["id"]
+    assert dialog.inputs["account.name"].isHidden()
+    dialog.inputs["account.name"].setText("")  # not needed, not checked
+    dialog.opportunity_box.setChecked(False)
+    assert dialog.problems() == {} and dialog.body()["account_id"] == existing["id"]
+    assert "account" not in dialog.body()
+    screenshot(dialog, "convert-lead-existing-account")
+    dialog.submit()
+    await dialog.wait()
+    assert dialog.conversion is not None, dialog.error.text()
+    contact = await api.get_record("contacts", dialog.conversion["contact"]["id"])
+    assert contact["account_id"] == existing["id"]
+    assert len((await api.list_records("accounts", q="Fabrikam")).items) == 2
+
+    # choosing "new" again asks for the name
+    again = dialog_for(api, await a_lead(api, email="x@fabrikam.example"), qtbot, accounts=accounts)
+    again.account_choice.setCurrentIndex(0)
+    assert again.existing_account is None and not again.inputs["account.name"].isHidden()
+    again.inputs["account.name"].setText("")
+    assert "account.name" in again.problems()
+
+
 async def test_server_validation_shows_next_to_the_field(
     live: Live,
     team: Team,
@@ -241,6 +271,7 @@ async def test_leads_view_converts_and_shows_the_new_contact(
     qtbot: Any,
 ) -> None:
     api = await live.api(team.admin, direct=True)
+    account = await api.create_record("accounts", {"name": "Fabrikam Inc"})
     lead = await a_lead(api)
     converted = await a_lead(api, email="old@fabrikam.example", last_name="Done")
     engine = await live.engine(team.admin)
@@ -270,6 +301,7 @@ async def test_leads_view_converts_and_shows_the_new_contact(
 
     dialog = leads.convert_lead()
     assert dialog is not None and dialog.inputs["contact.title"].text() == "COO"
+    assert dialog.existing_account == account["id"]  # found in the replica by the company
     dialog.opportunity_box.setChecked(False)
     dialog.submit()
     await dialog.wait()
