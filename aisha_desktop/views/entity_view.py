@@ -618,16 +618,19 @@ class EntityView(QWidget):
             return None
         modules = self.replica.settings("module_settings")
         company = str(record.data.get("company") or "").strip()
-        found = self.replica.query("accounts", search=company, sort="name", limit=8)
+        # accounts the new contact may join instead of a new one named like the company
+        found = (
+            self.replica.query("accounts", search=company, sort="name", limit=8).rows
+            if company
+            else []
+        )
         dialog = ConvertLeadDialog(
             self.engine.api,
             record.data,
             self,
             stages=opportunity_stages(modules),
             opportunities_enabled=module_enabled(modules, "opportunities"),
-            accounts=[(r.id, display_name("accounts", r.data)) for r in found.rows]
-            if company
-            else (),
+            accounts=[(r.id, display_name("accounts", r.data)) for r in found],
         )
         dialog.accepted.connect(lambda: self._converted(dialog))
         dialog.finished.connect(dialog.deleteLater)
