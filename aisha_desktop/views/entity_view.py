@@ -562,6 +562,8 @@ class EntityView(QWidget):
             self._load_related()
         if entities & {"activities", "notes"}:
             self.timeline.refresh()  # a changed record reloads it in _load_timeline
+        elif self.entity in entities and self.editor.dirty and self.record_id is not None:
+            self._load_timeline(self.current_record())  # the form keeps what is being typed
         if self.board is not None:
             self.board.entities_changed(entities)
 

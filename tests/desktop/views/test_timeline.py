@@ -163,6 +163,17 @@ async def test_timeline_shows_the_record_history(live: Live, team: Team, qtbot: 
     await panel.wait()
     assert "Title: Head of Procurement → CFO" in entry_texts(panel)[0]
 
+    # while the form holds unsaved typing, the timeline still follows the server
+    view.editor.set_value("description", "typing…")
+    assert view.editor.dirty
+    await admin.update_record("contacts", cid, {"title": "COO"})
+    await engine.sync_now()
+    view.entities_changed(frozenset({"contacts"}))
+    await until(lambda: panel.loading or "COO" in entry_texts(panel)[0], what="reload")
+    await panel.wait()
+    assert "Title: CFO → COO" in entry_texts(panel)[0]
+    assert view.editor.raw_values()["description"] == "typing…"
+
 
 async def test_timeline_offline_and_back(live: Live, team: Team, qtbot: Any) -> None:
     admin = await live.api(team.admin, direct=True)
