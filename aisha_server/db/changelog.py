@@ -32,6 +32,8 @@ from aisha_server.db.base import utcnow
 from aisha_server.db.models import (
     Account,
     Activity,
+    CareAuditLog,
+    CareState,
     Contact,
     CustomField,
     EntityLabel,
@@ -53,7 +55,13 @@ SYNCED: dict[type[Any], str] = {
     CustomField: "custom_fields",
     EntityLabel: "entity_labels",
     ModuleSetting: "module_settings",
+    # read-only for replicas (admins and managers: services/sync.py `CARE_ENTITIES`)
+    CareState: "care_states",
+    CareAuditLog: "care_audit_log",
 }
+# Rows never changed once written: replicas pull the row itself, so their change rows carry
+# no fields (an audit entry's fields would double the bytes every C.A.R.E. scan writes).
+APPEND_ONLY = frozenset({"care_audit_log"})
 MODELS: dict[str, type[Any]] = {name: model for model, name in SYNCED.items()}
 # bookkeeping columns: carried by every change row already, or never meaningful to diff
 SKIPPED = frozenset({"id", "tenant_id", "version", "created_at", "updated_at"})
@@ -111,7 +119,7 @@ def _entry(obj: Any, entity: str, op: str, changes: dict[str, Any]) -> dict[str,
         "entity": entity,
         "record_id": obj.id,
         "op": op,
-        "version": obj.version,
+        "version": getattr(obj, "version", 1),  # C.A.R.E. rows have none
         "changes": changes,
         "owner_id": getattr(obj, "owner_id", None),
         "assigned_to": getattr(obj, "assigned_to", None),
@@ -126,11 +134,15 @@ def _collect(session: Session) -> list[dict[str, Any]]:
         entity = SYNCED.get(type(obj))
         if entity is None:
             continue
-        changes = {
-            name: [None, plain(getattr(obj, key))]
-            for key, name in _columns(type(obj))
-            if getattr(obj, key) not in (None, {}, [])
-        }
+        changes = (
+            {}
+            if entity in APPEND_ONLY
+            else {
+                name: [None, plain(getattr(obj, key))]
+                for key, name in _columns(type(obj))
+                if getattr(obj, key) not in (None, {}, [])
+            }
+        )
         op = "delete" if getattr(obj, "deleted_at", None) is not None else "upsert"
         entries.append(_entry(obj, entity, op, changes))
     for obj in session.dirty:

@@ -75,8 +75,13 @@ ENTITY_ORDER = (
     "opportunities",
     "activities",
     "notes",
+    "care_states",
+    "care_audit_log",
 )
 SETTINGS_ENTITIES = ("module_settings", "entity_labels", "custom_fields")
+# C.A.R.E. states and audit entries (read-only, whole tenant) go to the roles the API lets
+# read them (`services.care._require_reader`: administrators and managers), to no one else.
+CARE_ENTITIES = ("care_states", "care_audit_log")
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
 MAX_MUTATIONS = 1000
@@ -224,6 +229,8 @@ class SyncService:
     async def _readable(self, actor: Principal, tenant_id: uuid.UUID) -> set[str]:
         """Entities the caller may read in this tenant (role and enabled modules)."""
         found = set(SETTINGS_ENTITIES)
+        if actor.can(Capability.ADVANCED_REPORTS):
+            found.update(CARE_ENTITIES)
         for name in SPECS:
             if allows(actor, name, "read") and await self._modules.is_enabled(tenant_id, name):
                 found.add(name)
@@ -290,9 +297,9 @@ class SyncService:
                 found = session.connection().execute(query.order_by(model.id).limit(room + 1))
                 views = [view(row) for row in found.all()]
             else:
-                query = select(model).where(
-                    model.tenant_id == tenant_id, model.deleted_at.is_(None)
-                )
+                query = select(model).where(model.tenant_id == tenant_id)
+                if hasattr(model, "deleted_at"):
+                    query = query.where(model.deleted_at.is_(None))
                 if after is not None:
                     query = query.where(model.id > after)
                 rows = session.scalars(query.order_by(model.id).limit(room + 1)).all()
@@ -313,7 +320,7 @@ class SyncService:
     def _view(entity: str, row: Any) -> dict[str, Any]:
         if entity in SPECS:
             return record_view(SPECS[entity], row)
-        view = {"id": row.id, "tenant_id": row.tenant_id, "version": row.version}
+        view = {"id": row.id, "tenant_id": row.tenant_id, "version": getattr(row, "version", 1)}
         for prop in type(row).__mapper__.column_attrs:
             view[prop.columns[0].name] = getattr(row, prop.key)
         return view
@@ -386,7 +393,8 @@ class SyncService:
         out: list[dict[str, Any]] = []
         for key, item in seen.items():
             row = current.get(key)
-            visible = row is not None and row.deleted_at is None  # tombstones leave replicas
+            # tombstones leave replicas
+            visible = row is not None and getattr(row, "deleted_at", None) is None
             if row is not None and visible and item.entity in SPECS:
                 visible = in_scope(actor, *_scope_fields(row))
             if visible:
