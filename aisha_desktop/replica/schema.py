@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Common to every record entity: what list views sort and filter on.
 COMMON_COLUMNS = ("updated_at", "created_at", "status", "owner_id", "assigned_to", "department")
@@ -60,6 +60,8 @@ _PHONE_LIKE = re.compile(r"[+(]?\d[\d\s().\-/]*")
 RECORD_ENTITIES = tuple(ENTITY_COLUMNS)
 # Replicated read-only: the server's push takes records only.
 SETTINGS_ENTITIES = ("module_settings", "entity_labels", "custom_fields")
+# C.A.R.E. states and audit entries: read-only, administrators and managers only (v4)
+CARE_ENTITIES = ("care_states", "care_audit_log")
 
 
 def columns(entity: str) -> tuple[str, ...]:
@@ -254,10 +256,89 @@ def _word_index_v3(db: sqlite3.Connection) -> None:
         )
 
 
+def _care_v4(db: sqlite3.Connection) -> None:
+    """C.A.R.E. states and audit entries, replicated read-only to administrators and
+    managers (`aisha_desktop.replica.care` reads and writes them).  Narrow tables, and
+    rollups kept by triggers - entries per day and event type, escalations per day and
+    trigger type, states by current state - so the dashboard reads a few hundred small rows
+    however many entries the replica holds.  Audit entries never change once written:
+    only inserts and deletes (the replica's own retention pruning) move the rollups."""
+    statements = [
+        """CREATE TABLE care_audit (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            action_origin TEXT,
+            reason TEXT,
+            trigger_type TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            gen INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX ix_care_audit_created ON care_audit (created_at, id)",
+        "CREATE INDEX ix_care_audit_event ON care_audit (event_type, created_at, id)",
+        """CREATE TABLE care_audit_daily (
+            day TEXT NOT NULL, event_type TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (day, event_type)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE care_audit_triggers (
+            day TEXT NOT NULL, trigger_type TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (day, trigger_type)
+        ) WITHOUT ROWID""",
+        """CREATE TRIGGER care_audit_ai AFTER INSERT ON care_audit BEGIN
+            INSERT INTO care_audit_daily (day, event_type, n)
+            VALUES (substr(new.created_at, 1, 10), new.event_type, 1)
+            ON CONFLICT (day, event_type) DO UPDATE SET n = n + 1;
+            INSERT INTO care_audit_triggers (day, trigger_type, n)
+            SELECT substr(new.created_at, 1, 10), new.trigger_type, 1
+            WHERE new.event_type = 'ESCALATION_DETECTED' AND new.trigger_type IS NOT NULL
+            ON CONFLICT (day, trigger_type) DO UPDATE SET n = n + 1;
+        END""",
+        """CREATE TRIGGER care_audit_ad AFTER DELETE ON care_audit BEGIN
+            UPDATE care_audit_daily SET n = n - 1
+            WHERE day = substr(old.created_at, 1, 10) AND event_type = old.event_type;
+            UPDATE care_audit_triggers SET n = n - 1
+            WHERE old.event_type = 'ESCALATION_DETECTED'
+              AND day = substr(old.created_at, 1, 10) AND trigger_type = old.trigger_type;
+        END""",
+        """CREATE TABLE care_state (
+            id TEXT PRIMARY KEY,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            current_state TEXT NOT NULL,
+            previous_state TEXT,
+            transitioned_at TEXT,
+            transition_reason TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            gen INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE care_state_counts (
+            state TEXT PRIMARY KEY, n INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TRIGGER care_state_ai AFTER INSERT ON care_state BEGIN
+            INSERT INTO care_state_counts (state, n) VALUES (new.current_state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+        END""",
+        """CREATE TRIGGER care_state_ad AFTER DELETE ON care_state BEGIN
+            UPDATE care_state_counts SET n = n - 1 WHERE state = old.current_state;
+        END""",
+        """CREATE TRIGGER care_state_au AFTER UPDATE OF current_state ON care_state
+        WHEN old.current_state IS NOT new.current_state BEGIN
+            UPDATE care_state_counts SET n = n - 1 WHERE state = old.current_state;
+            INSERT INTO care_state_counts (state, n) VALUES (new.current_state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+        END""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # MIGRATIONS[n] brings a file from user_version n to n + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _create_v1,
     _hidden_index_v2,
     _word_index_v3,
+    _care_v4,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

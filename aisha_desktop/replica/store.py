@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,9 @@ from typing import Any
 import orjson
 
 from aisha_desktop.client.models import Change, ChangesPage, PushResult, SyncConflict
+from aisha_desktop.replica import care
 from aisha_desktop.replica.schema import (
+    CARE_ENTITIES,
     MIGRATIONS,
     RECORD_ENTITIES,
     SCHEMA_VERSION,
@@ -770,8 +772,13 @@ class Replica:
             for entity, record_id in db.execute("SELECT DISTINCT entity, record_id FROM outbox"):
                 pending.setdefault(entity, set()).add(record_id)
             fast: dict[str, list[tuple[Any, ...]]] = {}
+            care_rows: list[Change] = []
             for change in page.changes:
                 entity, record_id = change.entity_type, change.id
+                if entity in CARE_ENTITIES:
+                    touched.add(entity)
+                    care_rows.append(change)
+                    continue
                 if entity in SETTINGS_ENTITIES:
                     touched.add(entity)
                     if change.op == "delete":
@@ -815,6 +822,8 @@ class Replica:
                     )
             for entity, rows in fast.items():
                 db.executemany(self._upsert_sql(entity, guarded=not page.snapshot), rows)
+            if care_rows:
+                care.apply_changes(db, care_rows, gen)
             if page.snapshot and not page.has_more:
                 self._sweep(db, gen)
             self._set_meta(db, "cursor", page.cursor)
@@ -847,6 +856,7 @@ class Replica:
         """The snapshot of generation `gen` is complete: server rows it did not send are
         gone (or out of scope); rows with pending edits keep only those edits."""
         db.execute("DELETE FROM settings_rows WHERE gen < ?", (gen,))
+        care.sweep(db, gen)
         for entity in RECORD_ENTITIES:
             name = table(entity)
             db.execute(f"DELETE FROM {name} WHERE gen < ? AND pending = 0", (gen,))
@@ -1012,3 +1022,21 @@ class Replica:
             newer = isinstance(version, int) and (held is None or version >= held)
             if newer and record.get("deleted_at") is None:
                 self._store(db, entity, record_id, record, version)
+
+    # -- C.A.R.E. (read-only rows; aisha_desktop.replica.care) ---------------------------------
+    def care_summary(self, last_day: date, days: int = 30) -> care.CareSummary:
+        """The C.A.R.E. dashboard's chart data for `days` ending `last_day` (rollups only)."""
+        with self._read() as db:
+            return care.summary(db, last_day, days)
+
+    def care_audit(
+        self, filters: care.AuditFilters, limit: int, after: care.AuditKey | None = None
+    ) -> list[care.AuditEntry]:
+        """A keyset page of the replicated C.A.R.E. audit log, newest first."""
+        with self._read() as db:
+            return care.audit_page(db, filters, limit, after)
+
+    def care_prune(self, before: datetime) -> int:
+        """Drops replicated audit entries older than `before` (the server's retention)."""
+        with self._write(durable=False) as db:
+            return care.prune_audit(db, before)

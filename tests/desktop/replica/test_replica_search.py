@@ -134,7 +134,7 @@ def test_a_version_2_file_gets_its_word_index(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with Replica(path) as replica:
-        assert replica.schema_version == 3
+        assert replica.schema_version >= 3  # v3 and any later steps
         assert ids(replica, "varg") == {data["id"]} and ids(replica, "gv@ex") == {data["id"]}
         replica.local_update("contacts", data["id"], {"last_name": "Kovacs"})
         assert ids(replica, "varg") == set() and ids(replica, "kov") == {data["id"]}
