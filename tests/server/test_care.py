@@ -459,6 +459,19 @@ async def test_audit_api_filters_pages_and_isolates(client: Any) -> None:
     resp = await client.get(f"/api/care/status?tenant_id={tenant.id}", headers=other_headers)
     await body_of(resp, 403)
 
+    # nor reach its records through C.A.R.E.
+    lead = await add_lead(app, tenant.id)
+    resp = await client.post(
+        f"/api/care/states/lead/{lead}/transition", json={"to_state": "warm"}, headers=other_headers
+    )
+    await body_of(resp, 404)
+    resp = await client.get(f"/api/care/states/lead/{lead}", headers=other_headers)
+    await body_of(resp, 404)
+    detect = {"entity_type": "lead", "entity_id": str(lead), "text": "stop calling"}
+    await body_of(await client.post("/api/care/detect", json=detect, headers=other_headers), 404)
+    assert await stored_state(app, lead) is None
+    assert await audit_rows(app, other.id) == []
+
 
 async def test_retention_removes_only_old_entries(client: Any) -> None:
     app = client.app
