@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, Qt
+from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, QPoint, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from aisha_desktop.models.board import (
@@ -115,17 +116,22 @@ def cards(board: BoardView, stage: str) -> list[BoardCard]:
 
 
 def drag(board: BoardView, card_id: str, to_stage: str) -> bool:
-    """What a drop of the card on a column does: the source column's drag data handed to
-    the target column's model (as QListView's drop does)."""
+    """Drag the card onto a column as a mouse would: the source column's drag data entered,
+    moved over and dropped on the target column's list (its view decides with its model).
+    False when the column refuses the drag."""
     source = next(m for m in board.model.columns.values() if m.row_of(card_id) is not None)
     row = source.row_of(card_id)
     assert row is not None
     data = source.mimeData([source.index(row, 0)])
-    target = board.model.columns[to_stage]
-    action = Qt.DropAction.MoveAction
-    if not target.canDropMimeData(data, action, -1, -1, QModelIndex()):
+    target = board.columns[to_stage].view.viewport()
+    point = QPoint(20, 20)
+    move, button, keys = Qt.DropAction.MoveAction, Qt.MouseButton.LeftButton, Qt.KeyboardModifier(0)
+    hovering = QDragMoveEvent(point, move, data, button, keys)
+    for event in (QDragEnterEvent(point, move, data, button, keys), hovering):
+        QApplication.sendEvent(target, event)
+    if not hovering.isAccepted():
         return False
-    target.dropMimeData(data, action, -1, -1, QModelIndex())
+    QApplication.sendEvent(target, QDropEvent(QPointF(point), move, data, button, keys))
     return True
 
 
