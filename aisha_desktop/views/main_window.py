@@ -31,6 +31,7 @@ from aisha_desktop.models.fields import NAV_ENTITIES, entity_labels
 from aisha_desktop.models.sync_bridge import SyncBridge
 from aisha_desktop.replica import Replica
 from aisha_desktop.sync.engine import SyncEngine, SyncState
+from aisha_desktop.views.care import READER_ROLES, CareView
 from aisha_desktop.views.conflicts import ConflictInbox, InboxLink
 from aisha_desktop.views.entity_view import EntityView
 from aisha_desktop.views.health import HealthView
@@ -44,6 +45,7 @@ STATUS_TEXT = {
     "error": ("Sync error", "#b3261e"),
     "signed_out": ("Signed out: sign in to sync", "#b3261e"),
 }
+CARE = "care"  # the navigation's C.A.R.E. entry (after the entities)
 NAV_STYLE = """
 QListWidget#navigation { background: #1f2a37; color: #e8edf2; border: none; font-size: 14px; }
 QListWidget#navigation::item { padding: 9px 14px; }
@@ -94,7 +96,9 @@ class CommandPalette(QDialog):
         words = text.lower().split()
         self.list.clear()
         for command in self.commands:
-            if all(w in command.name.lower() for w in words):
+            name = command.name.lower()
+            bare = name.replace(".", "")  # "care" finds "C.A.R.E."
+            if all(w in name or w in bare for w in words):
                 label = command.name + (f"    {command.shortcut}" if command.shortcut else "")
                 item = QListWidgetItem(label)
                 item.setData(Qt.ItemDataRole.UserRole, command.name)
@@ -127,6 +131,8 @@ class MainWindow(QMainWindow):
         self.bridge = SyncBridge(self.engine, self)
         self.labels = entity_labels(self.replica.settings("entity_labels"))
         self.views: dict[str, EntityView] = {}
+        self.care_view: CareView | None = None
+        self._entity = "contacts"  # the last entity view shown (record commands go there)
         self.setWindowTitle("AiSHA")
         self.resize(1280, 800)
 
@@ -137,6 +143,11 @@ class MainWindow(QMainWindow):
         for entity in NAV_ENTITIES:
             item = QListWidgetItem(self.labels[entity][0])
             item.setData(Qt.ItemDataRole.UserRole, entity)
+            self.navigation.addItem(item)
+        if self.role in READER_ROLES:  # administrators and managers (read-only) only
+            item = QListWidgetItem("C.A.R.E.")
+            item.setData(Qt.ItemDataRole.UserRole, CARE)
+            item.setToolTip("C.A.R.E. dashboard: escalations, decisions, audit, approvals")
             self.navigation.addItem(item)
         self.stack = QStackedWidget()
         self.navigation.currentRowChanged.connect(self._navigate)
@@ -203,6 +214,8 @@ class MainWindow(QMainWindow):
         if self.role == "superadmin":  # everyone else: not offered at all
             commands.append(Command("Tenants…", "", lambda: self.open_admin("tenants")))
             commands.append(Command("Switch tenant…", "", self.choose_tenant))
+        if self.role in READER_ROLES:
+            commands.append(Command("C.A.R.E. dashboard", "", self.open_care))
         for number, entity in enumerate(NAV_ENTITIES, start=1):
             commands.append(
                 Command(
@@ -276,7 +289,8 @@ class MainWindow(QMainWindow):
     @property
     def current_view(self) -> EntityView:
         view = self.stack.currentWidget()
-        assert isinstance(view, EntityView)
+        if not isinstance(view, EntityView):  # the C.A.R.E. dashboard
+            view = self.open_entity(self._entity)
         return view
 
     def new_record(self) -> None:
@@ -300,7 +314,10 @@ class MainWindow(QMainWindow):
     def _navigate(self, row: int) -> None:
         if row < 0:
             return
-        entity = NAV_ENTITIES[row]
+        if row >= len(NAV_ENTITIES):
+            self.stack.setCurrentWidget(self._care())
+            return
+        entity = self._entity = NAV_ENTITIES[row]
         view = self.views.get(entity)
         if view is None:  # built on first visit: a view reads its first page
             view = EntityView(
@@ -322,6 +339,26 @@ class MainWindow(QMainWindow):
         view = self.open_entity(entity)
         view.show_when_synced(record_id)
         return view
+
+    def _care(self) -> CareView:
+        if self.care_view is None:  # built on first visit; reads the replica, asks the API
+            tenant = self.console_tenant_id
+            self.care_view = CareView(
+                self.replica,
+                self.engine,
+                role=self.role,
+                tenant_id=tenant if tenant != "None" else None,
+            )
+            self.bridge.state_changed.connect(self.care_view.connection_changed)
+            self.bridge.entities_changed.connect(self.care_view.entities_changed)
+            self.stack.addWidget(self.care_view)
+            self.care_view.refresh_all()
+        return self.care_view
+
+    def open_care(self) -> CareView:
+        """The C.A.R.E. dashboard (administrators and managers)."""
+        self.navigation.setCurrentRow(len(NAV_ENTITIES))
+        return self._care()
 
     def open_board(self) -> EntityView:
         view = self.open_entity("opportunities")
@@ -389,6 +426,8 @@ class MainWindow(QMainWindow):
                 window.close()
         for view in self.views.values():
             view.close_view()
+        if self.care_view is not None:
+            self.care_view.close_view()
         super().closeEvent(event)
 
 
