@@ -243,6 +243,19 @@ async def test_possible_duplicate_needs_an_explicit_confirm(
     assert dialog.conversion is not None and dialog.conversion["opportunity"] is None
 
 
+async def test_a_refusal_is_shown(live: Live, team: Team, qtbot: Any) -> None:
+    # an employee of another department: the admin's lead is not theirs to convert
+    admin = await live.api(team.admin, direct=True)
+    lead = await a_lead(admin)
+    peer = await live.api(team.peer, direct=True)
+    dialog = dialog_for(peer, lead, qtbot)
+    dialog.submit()
+    await dialog.wait()
+    assert dialog.result() != ConvertLeadDialog.DialogCode.Accepted
+    assert dialog.error.text() == "Lead not found. Nothing was converted."  # out of their reach
+    assert (await admin.get_record("leads", lead["id"]))["status"] == "qualified"
+
+
 async def test_unreachable_server_is_reported(live: Live, team: Team, qtbot: Any) -> None:
     api = await live.api(team.admin)  # through the proxy
     lead = await a_lead(api)
