@@ -10,6 +10,8 @@ are refused with a message.  A card's context menu moves it without dragging."""
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen, QShowEvent
 from PySide6.QtWidgets import (
@@ -150,8 +152,10 @@ class StageColumn(QFrame):
     def update_header(self, *_: object) -> None:
         shown = self.model.rowCount()
         count = f"{shown:,}" if self.model.complete else f"{shown:,}+"
-        self.header.setText(f"{stage_title(self.model.stage)}   <span style='color:#6b7280;"
-                            f"font-weight:400'>{count}</span>")  # fmt: skip
+        title = html.escape(stage_title(self.model.stage))  # a tenant's name, not markup
+        self.header.setText(
+            f"{title}   <span style='color:#6b7280; font-weight:400'>{count}</span>"
+        )
 
 
 class BoardView(QWidget):

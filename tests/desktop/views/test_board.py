@@ -258,11 +258,12 @@ async def test_new_stages_rebuild_the_columns(desk: Desk, qtbot: Any) -> None:
     pipeline(desk, stages=STAGES)
     board = await shown_board(desk, qtbot)
     modules = [{"id": "m1", "module_name": "opportunities", "is_enabled": True,
-                "settings": {"stages": ["discovery", "won"]}}]  # fmt: skip
+                "settings": {"stages": ["discovery", "won", "<i>later</i>"]}}]  # fmt: skip
     fill(desk.replica, {}, {"module_settings": modules})
     board.entities_changed(frozenset({"module_settings"}))
     await board.model.wait()
-    assert list(board.columns) == ["discovery", "won", NO_STAGE]
+    assert list(board.columns) == ["discovery", "won", "<i>later</i>", NO_STAGE]
+    assert "&lt;i&gt;later&lt;/i&gt;" in board.columns["<i>later</i>"].header.text()  # not markup
     assert len(cards(board, "won")) == 7
     # a change report while hidden is read when shown again
     board.hide()
