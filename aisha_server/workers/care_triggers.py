@@ -60,7 +60,8 @@ class DeliveryTiming:
     round_cap: float = 3600.0
     # a row still undelivered this long after it was queued is marked failed
     give_up_after: timedelta = timedelta(days=3)
-    batch: int = 20
+    # rounds delivered at once; a worker claims no more rows than this, so every claimed row
+    # starts its round at once and finishes within its lease
     concurrency: int = 4
     # delivered and failed rows are deleted after the audit retention; checked this often
     prune_interval: float = 6 * 3600.0
@@ -182,7 +183,7 @@ class CareTriggerWorker:
                 except Exception:
                     log.exception("Workflow trigger delivery failed unexpectedly")
                     claimed = 0
-                if claimed < self.timing.batch:
+                if claimed < self.timing.concurrency:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.timing.poll_interval)
                     self._wake.clear()
@@ -190,7 +191,8 @@ class CareTriggerWorker:
             await self._release_held()
 
     async def run_once(self) -> int:
-        """Claim one batch of due rows and deliver a round of each; returns how many."""
+        """Claim up to `concurrency` due rows and deliver a round of each, side by side;
+        returns how many."""
         if not self.enabled:
             return 0
         paused = await self.paused_tenants() if self.paused_tenants is not None else set()
@@ -199,7 +201,11 @@ class CareTriggerWorker:
 
         def claim(session: Session) -> list[Claimed]:
             return claim_due(
-                session, now=now, lease=self.lease, limit=self.timing.batch, exclude_tenants=paused
+                session,
+                now=now,
+                lease=self.lease,
+                limit=self.timing.concurrency,
+                exclude_tenants=paused,
             )
 
         claimed = await self._db.run(claim, system=True)
@@ -207,16 +213,14 @@ class CareTriggerWorker:
             return 0
         for row in claimed:
             self._held[row.id] = row
-        gate = asyncio.Semaphore(self.timing.concurrency)
 
         async def one(row: Claimed) -> None:
-            async with gate:
-                try:
-                    await self._round(row)
-                except Exception:
-                    log.exception("Workflow trigger failed: event %s", row.id)
-                    # leave the lease: the row comes back when it runs out
-                    self._held.pop(row.id, None)
+            try:
+                await self._round(row)
+            except Exception:
+                log.exception("Workflow trigger failed: event %s", row.id)
+                # leave the lease: the row comes back when it runs out
+                self._held.pop(row.id, None)
 
         async with asyncio.TaskGroup() as group:
             for row in claimed:

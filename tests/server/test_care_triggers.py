@@ -82,6 +82,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     delay: float = 0.0
     retry_after: str = "0"  # sent with 429
+    in_flight: int = 0
+    most_in_flight: int = 0
     _runner: web.AppRunner | None = None
 
     @property
@@ -92,8 +94,13 @@ class Receiver:
         body = await request.read()
         self.received.append(Received(body, dict(request.headers), time.time()))
         action = self.script.pop(0) if self.script else self.default
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         if action == "hang":
             await asyncio.sleep(30)
             return web.Response(status=200)
@@ -1048,3 +1055,102 @@ async def test_status_reports_the_switch_and_the_tenants_counts_without_secrets(
     assert SECRET not in raw and "/care-escalation" not in raw
     resp = await client.get("/api/care/triggers/status", headers=manager)
     assert resp.status == 403
+
+
+# -- end to end with the C.A.R.E. pipeline -------------------------------------------------
+
+
+@pytest.mark.parametrize("trigger_settings", [{"CARE_WORKER_ENABLED": False}])
+async def test_a_scanned_escalation_reaches_the_receiver_signed(
+    client: TestClient[Any, Any],
+    receiver: Receiver,
+    tmp_path: Path,
+    trigger_settings: dict[str, Any],
+) -> None:
+    """The pipeline's outbox row (scan -> gate -> enqueue) is what the receiver gets."""
+    from aisha_server.db.models import CareState, Lead
+
+    app = client.app
+    tenant = await make_tenant(app)
+    now = utcnow()
+
+    def seed(session: Session) -> uuid.UUID:
+        lead = Lead(
+            tenant_id=tenant.id,
+            first_name="Ada",
+            last_name="Lovelace",
+            status="new",
+            updated_at=now - timedelta(days=10),
+        )
+        session.add(lead)
+        session.flush()
+        session.add(
+            CareState(
+                tenant_id=tenant.id, entity_type="lead", entity_id=lead.id, current_state="warm"
+            )
+        )
+        return lead.id
+
+    lead_id = await app[keys.DB].run(seed, system=True)
+    await app[keys.CARE_SERVICE].scan(tenant_id=tenant.id, now=now)
+    app[keys.CARE_TRIGGER_WORKER].wake()
+    deadline = time.monotonic() + 10
+    while not receiver.received:
+        assert time.monotonic() < deadline, "no trigger arrived"
+        await asyncio.sleep(0.03)
+    [got] = receiver.received
+    body = json.loads(got.body)
+    assert body["tenant_id"] == str(tenant.id)
+    assert (body["entity_type"], body["entity_id"]) == ("lead", str(lead_id))
+    assert (body["trigger_type"], body["policy_gate_result"], body["action_origin"]) == (
+        "lead_stagnant",
+        "allowed",
+        "care_autonomous",
+    )
+    assert body["type"].startswith("care.") and body["reason"]
+    assert body["meta"]["days_stagnant"] >= 7
+    headers = {k.upper(): v for k, v in got.headers.items() if k.upper().startswith("X-AISHA")}
+    assert headers["X-AISHA-EVENT-ID"] == body["event_id"]
+    assert run_node(tmp_path, got.body, headers, SECRET) == {"guide": True, "v2": True}
+    event_id = uuid.UUID(body["event_id"])
+    await wait_until(app, event_id, settled("delivered", attempts=1))
+    [entry] = await audits(app, event_id)
+    assert (entry.metadata_ or {})["http_status"] == 200
+
+
+async def test_a_worker_holds_no_more_rows_than_it_delivers_at_once(
+    client: TestClient[Any, Any], receiver: Receiver
+) -> None:
+    """Claimed rows start their round at once (so each finishes within its lease)."""
+    app = client.app
+    worker = app[keys.CARE_TRIGGER_WORKER]
+    worker.disabled_reason = "queue first"
+    worker.timing = DeliveryTiming(poll_interval=0.05, concurrency=3)
+    receiver.delay = 0.15
+    tenant = await make_tenant(app)
+    ids = [await enqueue(app, tenant.id) for _ in range(10)]
+    worker.disabled_reason = None
+    worker.wake()
+    most_leased = 0
+    deadline = time.monotonic() + 15
+    while len(receiver.received) < 10 or receiver.in_flight:
+        assert time.monotonic() < deadline, "not all delivered"
+        leased = await app[keys.DB].run(
+            lambda s: len(
+                list(
+                    s.scalars(
+                        select(CareTriggerDelivery.id).where(
+                            CareTriggerDelivery.lease_token.is_not(None)
+                        )
+                    )
+                )
+            ),
+            system=True,
+            write=False,
+        )
+        most_leased = max(most_leased, leased)
+        await asyncio.sleep(0.02)
+    assert receiver.most_in_flight == 3
+    assert 1 <= most_leased <= 3
+    for event_id in ids:
+        await wait_until(app, event_id, settled("delivered", attempts=1))
