@@ -13,6 +13,7 @@ connection lost meanwhile is reported here.  On success `conversion` holds the s
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -93,9 +94,10 @@ class ConvertLeadDialog(QDialog):
         self.setWindowTitle(f"Convert lead: {name}")
         self.setMinimumWidth(520)
 
-        intro = QLabel(
-            f"<b>{name}</b> becomes a contact"
-            + (f" at <b>{self.lead['company']}</b>" if lead.get("company") else "")
+        company = _text(lead.get("company")).strip()
+        intro = QLabel(  # names as text, not markup
+            f"<b>{html.escape(name)}</b> becomes a contact"
+            + (f" at <b>{html.escape(company)}</b>" if company else "")
             + ". The lead is kept, marked converted, with its activities and notes."
         )
         intro.setWordWrap(True)
@@ -112,7 +114,6 @@ class ConvertLeadDialog(QDialog):
         account_box = QGroupBox("Account")
         account_form = QFormLayout(account_box)
         self.account_form = account_form
-        company = _text(lead.get("company")).strip()
         self.account_choice = QComboBox()
         self.account_choice.setObjectName("accountChoice")
         self.account_choice.addItem("Create a new account", None)

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 from aisha_desktop.client import ApiClient
 from aisha_desktop.dialogs.convert_lead import ConvertLeadDialog
@@ -151,6 +151,11 @@ async def test_bad_input_is_caught_before_sending(live: Live, team: Team, qtbot:
     await dialog.wait()
     assert "negative" in shown_errors(dialog)["opportunity.amount"]
     assert (await api.get_record("leads", lead["id"]))["status"] == "qualified"
+
+    # what the lead holds is shown as text
+    odd = dialog_for(api, {**lead, "company": "<b>Bold</b> & Co"}, qtbot)
+    intro = odd.findChildren(QLabel)[0].text()
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; Co" in intro
 
     # without the opportunity its fields are not checked (nor sent)
     for key, value in (("contact.email", LEAD["email"]), ("account.name", "Fabrikam")):
