@@ -16,14 +16,15 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import CursorResult, delete, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Select, delete, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability
@@ -74,6 +75,7 @@ ENTITY_MODELS: Final[dict[str, type[Any]]] = {
     "opportunity": Opportunity,
 }
 APPROVAL_STATUSES: Final = ("pending", "approved", "rejected")
+R = TypeVar("R")
 MAX_PAGE: Final = 500
 
 
@@ -82,12 +84,9 @@ def _require_admin(actor: Principal, what: str) -> None:
         raise PermissionDenied(f"Only administrators {what}", code="forbidden")
 
 
-def _require_reader(actor: Principal) -> None:
+def _require_reader(actor: Principal, what: str = "read C.A.R.E. states and audit entries") -> None:
     if not actor.can(Capability.ADVANCED_REPORTS):
-        raise PermissionDenied(
-            "Only administrators and managers read C.A.R.E. states and audit entries",
-            code="forbidden",
-        )
+        raise PermissionDenied(f"Only administrators and managers {what}", code="forbidden")
 
 
 def _invalid(field_name: str, message: str) -> Invalid:
@@ -107,6 +106,29 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(stamp), uuid.UUID(row_id)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise BadRequest("Invalid cursor", code="invalid_cursor") from None
+
+
+def _newest_first(
+    session: Session,
+    query: Select[R],
+    stamp: InstrumentedAttribute[datetime | None],
+    row_id: InstrumentedAttribute[uuid.UUID],
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+    view: Callable[[R], dict[str, Any]],
+) -> KeysetPage:
+    """One keyset page, newest first on (stamp, id); `after` is the decoded cursor."""
+    if after is not None:
+        query = query.where(or_(stamp < after[0], (stamp == after[0]) & (row_id < after[1])))
+    rows = session.scalars(query.order_by(stamp.desc(), row_id.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        value = getattr(last, stamp.key)
+        if value is not None:
+            next_cursor = _encode_cursor(value, getattr(last, row_id.key))
+    return KeysetPage([view(r) for r in page], limit, next_cursor)
 
 
 def audit_view(row: CareAuditLog) -> dict[str, Any]:
@@ -376,23 +398,10 @@ class CareService:
                 query = query.where(CareStateRow.entity_type == entity_type)
             if state:
                 query = query.where(CareStateRow.current_state == state)
-            stamp = CareStateRow.transitioned_at
-            if after is not None:
-                query = query.where(
-                    or_(stamp < after[0], (stamp == after[0]) & (CareStateRow.id < after[1]))
-                )
-            rows = session.scalars(
-                query.order_by(stamp.desc(), CareStateRow.id.desc()).limit(limit + 1)
-            ).all()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            last = rows[-1] if rows else None
-            next_cursor = (
-                _encode_cursor(last.transitioned_at, last.id)
-                if more and last is not None and last.transitioned_at is not None
-                else None
-            )
-            return KeysetPage([state_view(r) for r in rows], limit, next_cursor)
+            return _newest_first(
+                session, query, CareStateRow.transitioned_at, CareStateRow.id, after, limit,
+                state_view,
+            )  # fmt: skip
 
         return await self._db.run(read, tenant_id=tenant_id, write=False)
 
@@ -498,7 +507,9 @@ class CareService:
     ) -> dict[str, Any]:
         """Escalation detection on a communication (call transcript, email, ...); when it
         escalates, the C.A.R.E. pipeline runs.  The same text and sentiment for the same
-        record is raised once."""
+        record is raised once.  Administrators and managers (and integrations' API keys)."""
+        if actor is not None:
+            _require_reader(actor, "run C.A.R.E. detection")
         escalation = detect_escalation(
             text, sentiment, threshold=self._settings.CARE_SENTIMENT_THRESHOLD
         )
@@ -756,22 +767,7 @@ class CareService:
                 query = query.where(t.created_at >= filters.since)
             if filters.until:
                 query = query.where(t.created_at < filters.until)
-            if after is not None:
-                query = query.where(
-                    or_(t.created_at < after[0], (t.created_at == after[0]) & (t.id < after[1]))
-                )
-            rows = session.scalars(
-                query.order_by(t.created_at.desc(), t.id.desc()).limit(limit + 1)
-            ).all()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            last = rows[-1] if rows else None
-            next_cursor = (
-                _encode_cursor(last.created_at, last.id)
-                if more and last is not None and last.created_at is not None
-                else None
-            )
-            return KeysetPage([audit_view(r) for r in rows], limit, next_cursor)
+            return _newest_first(session, query, t.created_at, t.id, after, limit, audit_view)
 
         return await self._db.run(read, tenant_id=tenant_id, write=False)
 

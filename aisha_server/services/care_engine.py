@@ -322,30 +322,17 @@ def propose_transition(
     base = {**metadata, "from_state": from_state.value, "to_state": to_state.value}
     if signal is not None:
         base["signal"] = signal.value
+    refusal: tuple[str, dict[str, Any]] | None = None
     if not ctx.acting:
-        audit.record_audit(
-            session,
-            tenant_id=tenant_id,
-            event_type=audit.ACTION_BLOCKED,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            action_origin=origin,
-            reason="C.A.R.E. is disabled or paused: no state transitions",
-            metadata={
-                **base,
-                **ctx.switches(),
-                "disposition": audit.ACTION_SKIPPED,
-                "action_type": ActionType.UPDATE_STATE.value,
-                "action_origin": origin,
-                "policy_gate_result": GateResult.BLOCKED.value,
-            },
+        refusal = (
+            "C.A.R.E. is disabled or paused: no state transitions",
+            {**ctx.switches(), "disposition": audit.ACTION_SKIPPED},
         )
         outcome.skipped = True
-        outcome.decisions.append(
-            {"action_type": "update_state", "policy_gate_result": "blocked", "reason": "disabled"}
-        )
-        return
-    if not check.allowed or check.signal is None:
+    elif not check.allowed or check.signal is None:
+        refusal = (f"Refused transition: {check.reason}", {"refused_transition": True})
+    if refusal is not None:
+        why, extra = refusal
         audit.record_audit(
             session,
             tenant_id=tenant_id,
@@ -353,24 +340,20 @@ def propose_transition(
             entity_type=entity_type,
             entity_id=entity_id,
             action_origin=origin,
-            reason=f"Refused transition: {check.reason}",
+            reason=why,
             metadata={
                 **base,
+                **extra,
                 "action_type": ActionType.UPDATE_STATE.value,
                 "action_origin": origin,
                 "policy_gate_result": GateResult.BLOCKED.value,
-                "refused_transition": True,
             },
         )
         outcome.decisions.append(
-            {
-                "action_type": "update_state",
-                "policy_gate_result": "blocked",
-                "reason": f"Refused transition: {check.reason}",
-                "refused_transition": True,
-            }
+            {"action_type": "update_state", "policy_gate_result": "blocked", "reason": why, **extra}
         )
         return
+    assert check.signal is not None  # allowed checks name their edge's signal
     action = ActionRequest(ActionType.UPDATE_STATE.value, origin, from_state, entity_type)
     text_reason = reason or f"{check.signal.value}: {from_state} -> {to_state}"
     payload = {

@@ -317,6 +317,8 @@ async def test_detect_runs_the_pipeline_once_per_situation_and_origin_is_not_inp
     _, headers = await user_with_headers(app, "admin", tenant.id)
     lead = await add_lead(app, tenant.id)
     payload = {"entity_type": "lead", "entity_id": str(lead), "text": "Please STOP calling me"}
+    _, employee = await user_with_headers(app, "employee", tenant.id)
+    await body_of(await client.post("/api/care/detect", json=payload, headers=employee), 403)
     spoofed = {**payload, "action_origin": "care_autonomous"}
     await body_of(await client.post("/api/care/detect", json=spoofed, headers=headers), 422)
 
