@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -158,6 +159,7 @@ class ConvertLeadDialog(QDialog):
         self.duplicates.setStyleSheet(WARNING_STYLE)
         self.duplicates_label = QLabel()
         self.duplicates_label.setWordWrap(True)
+        self.duplicates_label.setTextFormat(Qt.TextFormat.PlainText)  # names and emails
         self.duplicates_label.setMinimumWidth(WRAP_WIDTH - 20)
         self.convert_anyway = QPushButton("Convert anyway")
         self.convert_anyway.clicked.connect(lambda: self.submit(confirm_duplicate=True))

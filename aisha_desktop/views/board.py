@@ -188,6 +188,7 @@ class BoardView(QWidget):
         self.feedback = QLabel()
         self.feedback.setObjectName("boardFeedback")
         self.feedback.setWordWrap(True)
+        self.feedback.setTextFormat(Qt.TextFormat.PlainText)  # names of opportunities
         self.hint = QLabel("Drag a card to another column to change its stage.")
         self.hint.setStyleSheet("color: #6b7280;")
         self.strip = QWidget()

@@ -252,6 +252,7 @@ class TimelinePanel(QWidget):
         self.status = QLabel()
         self.status.setObjectName("timelineStatus")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # server messages
         self.retry_button = QPushButton("Retry")
         self.retry_button.clicked.connect(self.reload)
         self.retry_button.hide()
