@@ -493,3 +493,58 @@ async def test_retention_removes_only_old_entries(client: Any) -> None:
     assert await app[keys.CARE_SERVICE].prune(now=now) == 2
     assert sorted(r.reason for r in await audit_rows(app, tenant.id)) == ["1", "89"]
     assert await count(app, CareApproval, tenant.id) == 0
+
+
+@pytest.mark.parametrize(
+    ("settings_overrides", "mode"),
+    [({**ON, "CARE_POLICY_MODE": m}, m) for m in ("strict", "permissive", "readonly")],
+    indirect=["settings_overrides"],
+)
+async def test_policy_mode_end_to_end(client: Any, mode: str) -> None:
+    """readonly blocks the autonomous transition and trigger; the others let them through."""
+    app = client.app
+    tenant = await make_tenant(app)
+    _, headers = await user_with_headers(app, "admin", tenant.id)
+    now = datetime.now(UTC)
+    lead = await add_lead(app, tenant.id, updated_at=now - timedelta(days=10))
+    await set_state(app, tenant.id, "lead", lead, "warm")
+    await app[keys.CARE_SERVICE].scan(tenant_id=tenant.id, now=now)
+    blocked = mode == "readonly"
+    assert await stored_state(app, lead) == ("warm" if blocked else "stale")
+    assert await count(app, CareTriggerDelivery, tenant.id) == (0 if blocked else 1)
+    decisions = await audit_rows(app, tenant.id, "ACTION_BLOCKED" if blocked else "ACTION_ALLOWED")
+    assert [d.metadata_["action_type"] for d in decisions] == ["update_state", "trigger_workflow"]
+    assert {d.metadata_["policy_mode"] for d in decisions} == {mode}
+    assert {d.metadata_["policy_gate_result"] for d in decisions} == {
+        "blocked" if blocked else "allowed"
+    }
+    status = (await body_of(await client.get("/api/care/status", headers=headers)))["data"]
+    assert status["policy_mode"] == mode and status["worker"]["last_run_at"] is not None
+
+
+@pytest.mark.parametrize("settings_overrides", [ON], indirect=True)
+async def test_a_deferred_transition_runs_when_approved_and_not_while_paused(client: Any) -> None:
+    app = client.app
+    tenant = await make_tenant(app)
+    _, headers = await user_with_headers(app, "admin", tenant.id)
+    rule = {"action_type": "update_state", "result": "defer", "reason": "ask before moving",
+            "states": ["warm"]}  # fmt: skip
+    await body_of(await client.post("/api/care/rules", json=rule, headers=headers), 201)
+    now = datetime.now(UTC)
+    lead = await add_lead(app, tenant.id, updated_at=now - timedelta(days=10))
+    await set_state(app, tenant.id, "lead", lead, "warm")
+    await app[keys.CARE_SERVICE].scan(tenant_id=tenant.id, now=now)
+    assert await stored_state(app, lead) == "warm"
+    (pending,) = (await body_of(await client.get("/api/care/approvals", headers=headers)))["data"]
+    assert pending["action_type"] == "update_state" and pending["payload"]["to_state"] == "stale"
+
+    url = f"/api/care/approvals/{pending['id']}/approve"
+    await body_of(await client.put("/api/care/pause", json={"paused": True}, headers=headers))
+    body = await body_of(await client.post(url, json={}, headers=headers), 409)
+    assert body["code"] == "care_not_acting"
+    await body_of(await client.put("/api/care/pause", json={"paused": False}, headers=headers))
+    decided = (await body_of(await client.post(url, json={}, headers=headers)))["data"]
+    assert decided["result"]["transition"]["current_state"] == "stale"
+    assert await stored_state(app, lead) == "stale"
+    transitions = await audit_rows(app, tenant.id, "STATE_TRANSITION")
+    assert [t.metadata_["approval_id"] for t in transitions] == [pending["id"]]
