@@ -1154,3 +1154,41 @@ async def test_a_worker_holds_no_more_rows_than_it_delivers_at_once(
     assert 1 <= most_leased <= 3
     for event_id in ids:
         await wait_until(app, event_id, settled("delivered", attempts=1))
+
+
+# the guide's "View recent workflow trigger attempts" query (13.6), verbatim
+GUIDE_MONITORING_SQL = """
+SELECT
+    metadata->>'event_id' as event_id,
+    metadata->>'trigger_type' as trigger,
+    metadata->>'http_status' as status,
+    metadata->>'attempt' as attempt,
+    created_at
+FROM care_audit_log
+WHERE metadata->>'action_type' = 'workflow_trigger'
+ORDER BY created_at DESC
+LIMIT 100;
+"""
+
+
+async def test_the_guides_monitoring_query_lists_every_attempt(
+    client: TestClient[Any, Any], receiver: Receiver
+) -> None:
+    from sqlalchemy import text
+
+    app = client.app
+    receiver.script = ["hang", 503, 200]
+    tenant = await make_tenant(app)
+    event_id = await enqueue(app, tenant.id)
+    await wait_until(app, event_id, settled("delivered", attempts=3))
+    rows = await app[keys.DB].run(
+        lambda s: [tuple(r) for r in s.execute(text(GUIDE_MONITORING_SQL))],
+        system=True,
+        write=False,
+    )
+    # PostgreSQL's ->> gives text; SQLite's gives the JSON value's SQL type
+    assert [tuple(None if v is None else str(v) for v in r[:4]) for r in rows] == [
+        (str(event_id), "lead_stagnant", "200", "3"),
+        (str(event_id), "lead_stagnant", "503", "2"),
+        (str(event_id), "lead_stagnant", None, "1"),
+    ]
