@@ -424,6 +424,8 @@ class EntityView(QWidget):
                 found += 1
         if not found:
             self.related.addItem("Nothing related yet")
+        self.record_tabs.setTabText(0, f"Activities and notes ({found})" if found else
+                                    "Activities and notes")  # fmt: skip
 
     def _edited(self) -> None:
         self._duplicates_confirmed = False

@@ -113,6 +113,7 @@ async def test_timeline_shows_the_record_history(live: Live, team: Team, qtbot: 
     assert view.record_tabs.currentWidget() is view.related and not panel.loading
     assert panel.model.rowCount() == 0
     assert any("Renewal call" in view.related.item(i).text() for i in range(view.related.count()))
+    assert view.record_tabs.tabText(0) == "Activities and notes (2)"
 
     view.record_tabs.setCurrentWidget(panel)
     await until(lambda: panel.loading, what="the load to start")
