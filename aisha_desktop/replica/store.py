@@ -52,9 +52,11 @@ from aisha_desktop.replica.schema import (
 )
 
 CUSTOM_FIELDS = "custom_fields"
-# A search matching fewer rows than this reads them through the full-text index and sorts
-# them; one matching more walks the sort index and checks rows (a few rows per match).
-_WORD_SCAN = 5000
+# Search plans (see `Replica._search`): rows checked walking the sort order before the
+# full-text index is asked, and the matches below which that index drives the query.
+_PROBE_ROWS = 4000
+_FTS_DRIVES = 2000
+_SHOWN = "id, version, coalesce(data, base) AS data, pending"
 NOT_SYNCED = frozenset({"id", "tenant_id", "version", "created_at", "updated_at", "deleted_at"})
 
 
@@ -245,6 +247,10 @@ class Replica:
             self._db.close()
             raise
         self._closed = False
+        # the C.A.R.E. audit log's own reader: a long text search (a full scan) must not hold
+        # up the other views' reads, and a newer search interrupts it (opened on first use)
+        self._audit_reader: sqlite3.Connection | None = None
+        self._audit_lock = threading.Lock()
         self._upserts: dict[tuple[str, bool], str] = {}
         with self._read() as db:
             owner = self._meta(db, "user_id")
@@ -300,6 +306,9 @@ class Replica:
             if self._closed:
                 return
             self._closed = True
+            with self._audit_lock:
+                if self._audit_reader is not None:
+                    self._audit_reader.close()
             self._reader.close()
             self._db.close()
 
@@ -417,7 +426,9 @@ class Replica:
             raise ValueError(f"cannot sort {entity} by {column!r}: one of {list(allowed)}")
         if limit < 1 or offset < 0:
             raise ValueError("limit must be positive and offset not negative")
-        where, params = ["hidden = 0"], list[Any]()
+        # `+hidden`: never the narrow hidden index (made for counting), which would read
+        # every row and sort them instead of walking the sort index
+        where, params = ["+hidden = 0"], list[Any]()
         for key, value in (filters or {}).items():
             if key not in allowed:
                 raise ValueError(f"cannot filter {entity} by {key!r}: one of {list(allowed)}")
@@ -435,43 +446,78 @@ class Replica:
             where.append(f"({column}, id) {'<' if descending else '>'} (?, ?)")
             params += [after[0], after[1]]
         direction = "DESC" if descending else "ASC"
+        order = f"ORDER BY {column} {direction}, id {direction}"
         words = query_words(search or "")
-        source = name
         with self._read() as db:
-            if words:
-                # few matches come through the full-text index and are sorted; many are
-                # found walking the sort index, each row checked for the words
-                match = " AND ".join(f'"{w}" *' for w in words)
-                if self._matches(db, entity, match) < _WORD_SCAN:
-                    source = (
-                        f"(SELECT rowid AS match_rowid FROM {fts_table(entity)} "
-                        f"WHERE {fts_table(entity)} MATCH ?) CROSS JOIN {name} "
-                        f"ON {name}.rowid = match_rowid"
-                    )
-                    params = [match, *params]
-                else:
-                    for word in words:
-                        where.append("instr(search, ?) > 0")
-                        params.append(" " + word)
-            sql = (
-                f"SELECT id, version, coalesce(data, base) AS data, pending, {column} AS sort_key "
-                f"FROM {source} "
-                f"WHERE {' AND '.join(where)} ORDER BY {column} {direction}, id {direction} "
-                "LIMIT ? OFFSET ?"
-            )
-            rows = db.execute(sql, (*params, limit + 1, offset)).fetchall()
+            if not words:
+                sql = (
+                    f"SELECT {_SHOWN}, {column} AS sort_key FROM {name} "
+                    f"WHERE {' AND '.join(where)} {order} LIMIT ? OFFSET ?"
+                )
+                rows = db.execute(sql, (*params, limit + 1, offset)).fetchall()
+            else:
+                rows = self._search(
+                    db, entity, words, (where, params), column, direction, limit, offset
+                )
         more = len(rows) > limit
         rows = rows[:limit]
         next_after = (rows[-1]["sort_key"], rows[-1]["id"]) if more and rows else None
         return QueryPage([self._view(entity, r) for r in rows], next_after)
 
+    def _search(
+        self,
+        db: sqlite3.Connection,
+        entity: str,
+        words: list[str],
+        conditions: tuple[list[str], list[Any]],
+        column: str,
+        direction: str,
+        limit: int,
+        offset: int,
+    ) -> list[sqlite3.Row]:
+        """The rows (limit + 1) where every word starts a word of the record, by `column`.
+
+        Common words first: walking the sort index, the first `_PROBE_ROWS` rows checked
+        (their `search` column) usually hold a page of matches.  Failing that, the words are
+        rarer: with fewer than `_FTS_DRIVES` matches they are read through the full-text
+        index and sorted; with more, the sort index is walked again checking each entry's
+        rowid against the full-text matches, which needs no table row until one matches."""
+        name, fts = table(entity), fts_table(entity)
+        where, params = " AND ".join(conditions[0]), conditions[1]
+        order = f"ORDER BY {column} {direction}, id {direction}"
+        if offset == 0:
+            checks = " AND ".join("instr(search, ?) > 0" for _ in words)
+            probe = (
+                f"SELECT * FROM (SELECT {_SHOWN}, {column} AS sort_key, search FROM {name} "
+                f"WHERE {where} {order} LIMIT {_PROBE_ROWS}) "
+                f"WHERE {checks} ORDER BY sort_key {direction}, id {direction} LIMIT ?"
+            )
+            found = db.execute(probe, (*params, *(" " + w for w in words), limit + 1))
+            rows = found.fetchall()
+            if len(rows) > limit:
+                return rows
+        match = " AND ".join(f'"{w}" *' for w in words)
+        if self._matches(db, entity, match) < _FTS_DRIVES:
+            sql = (
+                f"SELECT {_SHOWN}, {column} AS sort_key FROM (SELECT rowid AS match_rowid "
+                f"FROM {fts} WHERE {fts} MATCH ?) CROSS JOIN {name} "
+                f"ON {name}.rowid = match_rowid WHERE {where} {order} LIMIT ? OFFSET ?"
+            )
+            return db.execute(sql, (match, *params, limit + 1, offset)).fetchall()
+        sql = (
+            f"SELECT {_SHOWN}, {column} AS sort_key FROM {name} WHERE {where} AND "
+            f"{name}.rowid IN (SELECT rowid FROM {fts} WHERE {fts} MATCH ?) "
+            f"{order} LIMIT ? OFFSET ?"
+        )
+        return db.execute(sql, (*params, match, limit + 1, offset)).fetchall()
+
     @staticmethod
     def _matches(db: sqlite3.Connection, entity: str, match: str) -> int:
-        """How many rows the full-text query `match` finds, counted up to `_WORD_SCAN`."""
+        """How many rows the full-text query `match` finds, counted up to `_FTS_DRIVES`."""
         fts = fts_table(entity)
         row = db.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {fts} WHERE {fts} MATCH ? LIMIT ?)",
-            (match, _WORD_SCAN),
+            (match, _FTS_DRIVES),
         ).fetchone()
         return int(row[0])
 
@@ -1032,9 +1078,25 @@ class Replica:
     def care_audit(
         self, filters: care.AuditFilters, limit: int, after: care.AuditKey | None = None
     ) -> list[care.AuditEntry]:
-        """A keyset page of the replicated C.A.R.E. audit log, newest first."""
-        with self._read() as db:
-            return care.audit_page(db, filters, limit, after)
+        """A keyset page of the replicated C.A.R.E. audit log, newest first, on the audit's
+        own reader.  Raises `sqlite3.OperationalError` if `care_interrupt` stopped it."""
+        with self._audit_lock:
+            if self._closed:
+                raise ReplicaError(f"{self.path} is closed")
+            if self._audit_reader is None:
+                self._audit_reader = self._connect()
+            db = self._audit_reader
+            db.execute("BEGIN")
+            try:
+                return care.audit_page(db, filters, limit, after)
+            finally:
+                db.execute("COMMIT")
+
+    def care_interrupt(self) -> None:
+        """Stops the audit query running now, if any (callable from any thread)."""
+        reader = self._audit_reader
+        if reader is not None:
+            reader.interrupt()
 
     def care_prune(self, before: datetime) -> int:
         """Drops replicated audit entries older than `before` (the server's retention)."""

@@ -26,12 +26,15 @@ def replica(tmp_path: Path) -> Any:
         yield r
 
 
-@pytest.fixture(params=["word index", "sort index"])
+@pytest.fixture(params=["as planned", "full-text index drives", "sort index walked"])
 def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both plans must give the same rows: driven by the word index (few matches) or by
-    walking the sort index and checking each row's words (many matches)."""
-    if request.param == "sort index":
-        monkeypatch.setattr(store, "_WORD_SCAN", 0)
+    """Every plan must give the same rows: the first rows in sort order checked (common
+    words), the full-text matches read and sorted (rare words), or the sort index walked
+    with the full-text matches as a filter (the rest)."""
+    if request.param != "as planned":
+        monkeypatch.setattr(store, "_PROBE_ROWS", 0)
+        drives = request.param == "full-text index drives"
+        monkeypatch.setattr(store, "_FTS_DRIVES", 10**9 if drives else 0)
     return str(request.param)
 
 
