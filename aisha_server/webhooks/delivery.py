@@ -149,6 +149,23 @@ class Attempt:
     retry_after: float | None = None
 
 
+def _due(now: datetime, exclude_tenants: Iterable[uuid.UUID]) -> list[Any]:
+    conditions: list[Any] = [
+        CareTriggerDelivery.status == PENDING,
+        CareTriggerDelivery.next_attempt_at <= now,
+    ]
+    excluded = list(exclude_tenants)
+    if excluded:
+        conditions.append(CareTriggerDelivery.tenant_id.not_in(excluded))
+    return conditions
+
+
+def any_due(session: Session, *, now: datetime, exclude_tenants: Iterable[uuid.UUID] = ()) -> bool:
+    """A cheap read before `claim_due`'s write transaction (the worker polls every second)."""
+    query = select(CareTriggerDelivery.id).where(*_due(now, exclude_tenants)).limit(1)
+    return session.scalar(query) is not None
+
+
 def claim_due(
     session: Session,
     *,
@@ -161,14 +178,11 @@ def claim_due(
     concurrent instances claim disjoint rows; SQLite: the writer's `BEGIN IMMEDIATE` does."""
     query = (
         select(CareTriggerDelivery)
-        .where(CareTriggerDelivery.status == PENDING, CareTriggerDelivery.next_attempt_at <= now)
+        .where(*_due(now, exclude_tenants))
         .order_by(CareTriggerDelivery.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    excluded = list(exclude_tenants)
-    if excluded:
-        query = query.where(CareTriggerDelivery.tenant_id.not_in(excluded))
     claimed = []
     for row in session.scalars(query):
         row.lease_token = uuid.uuid4()

@@ -35,6 +35,7 @@ from aisha_server.db.uow import Database
 from aisha_server.webhooks.delivery import (
     Attempt,
     Claimed,
+    any_due,
     claim_due,
     prune,
     record_attempt,
@@ -198,6 +199,12 @@ class CareTriggerWorker:
         paused = await self.paused_tenants() if self.paused_tenants is not None else set()
         now = utcnow()
         self.last_run_at = now
+
+        def due(session: Session) -> bool:
+            return any_due(session, now=now, exclude_tenants=paused)
+
+        if not await self._db.run(due, system=True, write=False):
+            return 0
 
         def claim(session: Session) -> list[Claimed]:
             return claim_due(
