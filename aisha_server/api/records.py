@@ -10,12 +10,12 @@ from one field table) so validation and the OpenAPI document name the real field
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from aisha_server import keys
 from aisha_server.api.context import principal, tenant_for
@@ -31,6 +31,15 @@ BODIES: dict[str, dict[str, type[BaseModel]]] = {}
 Short = Annotated[str, Field(max_length=300)]
 Text = Annotated[str, Field(max_length=100_000)]
 Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A time without an offset ("2026-12-01", "2026-12-01T09:30") is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# a moment: an ISO date or date-time; without an offset it is UTC
+Moment = Annotated[datetime, AfterValidator(_as_utc)]
 
 # The type of every writable field, shared by the six entities.
 FIELD_TYPES: dict[str, Any] = {
@@ -67,8 +76,8 @@ FIELD_TYPES: dict[str, Any] = {
     "probability": Annotated[int, Field(ge=0, le=100)],
     "close_date": date,
     "subject": Annotated[str, Field(min_length=1, max_length=500)],
-    "due_date": datetime,
-    "completed_at": datetime,
+    "due_date": Moment,
+    "completed_at": Moment,
     "related_type": Annotated[str, Field(max_length=50)],
     "related_id": uuid.UUID,
     "content": Annotated[str, Field(min_length=1, max_length=100_000)],
@@ -128,10 +137,10 @@ def _query_model(spec: EntitySpec) -> type[BaseModel]:
         ),
         "owner_id": (uuid.UUID | None, None),
         "assigned_to": (uuid.UUID | None, None),
-        "created_from": (datetime | None, None),
-        "created_to": (datetime | None, None),
-        "updated_from": (datetime | None, None),
-        "updated_to": (datetime | None, None),
+        "created_from": (Moment | None, None),
+        "created_to": (Moment | None, None),
+        "updated_from": (Moment | None, None),
+        "updated_to": (Moment | None, None),
         "deleted": (bool, Field(False, description="list deleted records (to restore them)")),
         "include_total": (bool, Field(False, description="also count the matches")),
         "tenant_id": (str | None, None),

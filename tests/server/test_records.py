@@ -459,3 +459,26 @@ async def test_owner_and_assignee_must_be_users_of_the_tenant(client: Any, team:
         f"/api/contacts/{record['id']}", json={"assigned_to": str(uuid.uuid4())}, headers=team.admin
     )
     assert resp.status == 422
+
+
+async def test_activity_times_without_an_offset_are_utc(client: Any, team: Team) -> None:
+    # a date-only due date (as the desktop's date fields send it) was a 500
+    day = await create(client, "activities", team.admin, subject="Call", due_date="2026-12-01")
+    assert day["due_date"].startswith("2026-12-01T00:00:00") and day["due_date"].endswith(
+        ("+00:00", "Z")
+    )
+    local = await create(client, "activities", team.admin, subject="Call",
+                         due_date="2026-12-01T09:30:00+02:00", completed_at="2026-12-02T08:00")  # fmt: skip
+    assert local["due_date"].startswith("2026-12-01T07:30:00")
+    assert local["completed_at"].startswith("2026-12-02T08:00:00")
+    bad = await client.post("/api/activities", json={"subject": "Call", "due_date": "soon"},
+                            headers=team.admin)  # fmt: skip
+    assert bad.status == 422
+    body = await bad.json()
+    assert body["status"] == "error" and "due_date" in str(body)
+    # list filters take dates the same way
+    listed = await client.get("/api/activities?updated_from=2020-01-01&updated_to=2100-01-01",
+                              headers=team.admin)  # fmt: skip
+    assert listed.status == 200
+    ids = {a["id"] for a in (await listed.json())["data"]}
+    assert {day["id"], local["id"]} <= ids
