@@ -5,6 +5,8 @@ v3 -> v4 migration."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from aisha_desktop.client.models import Change, ChangesPage
-from aisha_desktop.replica import Replica
+from aisha_desktop.replica import Replica, ReplicaError
 from aisha_desktop.replica.care import AuditFilters, utc_text
 from aisha_desktop.replica.schema import MIGRATIONS
 
@@ -185,3 +187,37 @@ def test_a_version_3_file_gets_the_care_tables(tmp_path: Path) -> None:
         assert replica.schema_version == 4
         page(replica, [entry(1, 0, "WORKFLOW_TRIGGERED")], snapshot=True)
         assert replica.care_summary(DAY, 7).total("WORKFLOW_TRIGGERED") == 1
+
+
+def test_the_audit_reader_is_its_own_and_can_be_interrupted(tmp_path: Path) -> None:
+    replica = Replica(tmp_path / "r.sqlite3")
+    page(replica, [entry(n, 0, "ACTION_ALLOWED") for n in range(3000)], snapshot=True)
+    replica.care_interrupt()  # nothing running: no effect on what follows
+    assert len(replica.care_audit(AuditFilters(), 10)) == 10
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def scan() -> None:
+        try:
+            while not done.is_set():  # full scans (no match) until interrupted
+                replica.care_audit(AuditFilters(text="no such words"), 10)
+        except sqlite3.OperationalError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=scan)
+    worker.start()
+    try:
+        for _ in range(20):  # the other reads go on meanwhile (they have their own reader)
+            assert replica.care_summary(DAY, 30).total("ACTION_ALLOWED") == 3000
+        deadline = time.monotonic() + 10
+        while not errors and time.monotonic() < deadline:
+            replica.care_interrupt()
+            time.sleep(0.001)
+    finally:
+        done.set()
+        worker.join()
+    assert errors and "interrupt" in str(errors[0])
+    assert len(replica.care_audit(AuditFilters(), 5)) == 5  # the reader still works
+    replica.close()
+    with pytest.raises(ReplicaError):
+        replica.care_audit(AuditFilters(), 5)
