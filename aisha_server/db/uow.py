@@ -16,6 +16,7 @@ that takes a `Session`.  `Database.run(fn, ...)` executes such a function in one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.util import await_only
 
 from aisha_server.db import changelog  # registers the change-log flush hook
 from aisha_server.db.base import Versioned, utcnow
@@ -261,6 +263,11 @@ class PostgresDatabase(Database):
                 dbapi_connection.commit()
 
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # read units: the driver is left in autocommit and the unit opens its own transaction
+        # (`_read_body`), so BEGIN and the settings share one round trip
+        self._read_sessions = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     async def run(
         self,
@@ -272,6 +279,8 @@ class PostgresDatabase(Database):
         actor: changelog.ChangeContext | None = None,
     ) -> T:
         ctx = self._context(tenant_id, system)
+        if not write and actor is None:
+            return await self._read(fn, ctx)
 
         def body(session: Session) -> T:
             if actor is not None:
@@ -298,6 +307,50 @@ class PostgresDatabase(Database):
                 result = await session.run_sync(body)
             self._committed(dict(changelog.heads(session.sync_session)))
             return result
+
+    async def _read(self, fn: Callable[[Session], T], ctx: TxContext) -> T:
+        """A read-only unit in three round trips, as a bare `engine.connect()` read takes:
+        `BEGIN READ ONLY` with the tenant and RLS bypass settings (one simple-protocol message),
+        the unit's own statements, `COMMIT`.  The settings stay transaction-local and the
+        transaction read-only, as in `run`; a unit that fails or is cancelled is rolled back, and
+        a connection whose transaction cannot be ended is invalidated (never reused)."""
+        tenant = str(uuid.UUID(str(ctx.tenant_id))) if ctx.tenant_id is not None else ""
+        bypass = "on" if ctx.scope is Scope.SYSTEM else "off"
+        # literals, not parameters (the simple protocol has none): a normalised UUID and on/off
+        begin = (
+            "BEGIN READ ONLY; SELECT set_config('app.tenant_id', '" + tenant + "', true),"
+            " set_config('app.bypass_rls', '" + bypass + "', true)"
+        )
+
+        def body(session: Session) -> T:
+            connection = session.connection()
+            driver: Any = connection.connection.driver_connection
+
+            def send(sql: str) -> None:
+                try:
+                    await_only(driver.execute(sql))
+                except BaseException:
+                    connection.invalidate()
+                    raise
+
+            send(begin)
+            try:
+                result = fn(session)
+            except BaseException:
+                # the unit's own error is the one to report; a connection that cannot roll
+                # back (closed by a cancelled query, broken) is dropped by `send`
+                with contextlib.suppress(Exception):
+                    if driver.is_closed():
+                        connection.invalidate()
+                    else:
+                        send("ROLLBACK")
+                raise
+            send("COMMIT")
+            return result
+
+        session: AsyncSession
+        async with self._read_sessions() as session:
+            return await session.run_sync(body)
 
     async def ping(self) -> float:
         loop = asyncio.get_running_loop()

@@ -104,6 +104,69 @@ async def test_read_units_cannot_write(client: Any, db: Any, backend: str) -> No
     await db.run(sneak, tenant_id=tenant.id)  # a write unit may
 
 
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_read_units_end_their_transaction_whatever_happens(
+    settings: Any, backend: str
+) -> None:
+    """PostgreSQL read units open their own transaction (BEGIN READ ONLY with the settings in
+    one round trip) on a connection the driver leaves in autocommit: one that fails, or is
+    cancelled mid-query, must not leave the connection inside a transaction or with another
+    unit's tenant; the next units on the same (only) connection start clean."""
+    import asyncio
+
+    from aisha_server.db.uow import PostgresDatabase
+
+    db = PostgresDatabase(
+        str(settings.DATABASE_URL), app_role=settings.AISHA_DB_APP_ROLE, pool_size=1
+    )
+    tenant = uuid.uuid4()
+
+    def state(session: Session) -> tuple[Any, ...]:
+        return tuple(
+            session.execute(
+                text(
+                    "SELECT current_setting('app.tenant_id', true),"
+                    " current_setting('app.bypass_rls', true),"
+                    " current_setting('transaction_read_only'), now() = statement_timestamp()"
+                )
+            ).one()
+        )
+
+    def fail(session: Session) -> None:
+        session.execute(text("SELECT 1"))
+        raise RuntimeError("the unit fails")
+
+    def slow(session: Session) -> None:
+        session.execute(text("SELECT pg_sleep(5)"))
+
+    try:
+        with pytest.raises(RuntimeError):
+            await db.run(fail, tenant_id=tenant, write=False)
+        task = asyncio.create_task(db.run(slow, tenant_id=tenant, write=False))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # the same connection (pool of one), or a fresh one if the cancelled one was dropped
+        other = uuid.uuid4()
+        seen = await db.run(state, tenant_id=other, write=False)
+        assert seen[:3] == (str(other), "off", "on")
+        assert seen[3] is False  # inside a transaction begun before this statement
+        system = await db.run(state, system=True, write=False)
+        assert system[:3] == ("", "on", "on")
+        # settings are transaction-local: a write unit sees only its own
+        written = await db.run(state, tenant_id=tenant)
+        assert written[:3] == (str(tenant), "off", "off")
+        # outside any unit the connection carries no tenant
+        async with db.engine.connect() as conn:
+            leftover = (
+                await conn.exec_driver_sql("SELECT current_setting('app.tenant_id', true)")
+            ).scalar()
+        assert leftover in (None, "")
+    finally:
+        await db.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_analyze_gives_the_planner_statistics(client: Any, db: Any, backend: str) -> None:
     tenant = await make_tenant(client.app)
