@@ -68,7 +68,10 @@ def tenant_problem(session: Session, tenant_id: uuid.UUID | None) -> str | None:
     """Why a tenant's users and keys may not work now (suspended, archived, deleted), or None."""
     if tenant_id is None:
         return None
-    tenant = session.get(Tenant, tenant_id)
+    return _tenant_problem(session.get(Tenant, tenant_id))
+
+
+def _tenant_problem(tenant: Tenant | None) -> str | None:
     if tenant is None or tenant.deleted_at is not None or tenant.status == "archived":
         return "Tenant no longer exists"
     if tenant.status != ACTIVE:
@@ -79,6 +82,13 @@ def tenant_problem(session: Session, tenant_id: uuid.UUID | None) -> str | None:
 def _user_principal(
     session: Session, user: User, *, session_id: uuid.UUID | None = None
 ) -> Principal | None:
+    return _principal_of(session, user, load_department(session, user.id), session_id)
+
+
+def _principal_of(
+    session: Session, user: User, department: str | None, session_id: uuid.UUID | None
+) -> Principal | None:
+    """The principal of `user` (None for an unknown role), its department already read."""
     role = parse_role(user.role)
     if role is None:
         return None
@@ -87,7 +97,7 @@ def _user_principal(
         tenant_id=user.tenant_id,
         role=role,
         email=user.email,
-        department=load_department(session, user.id),
+        department=department,
         session_id=session_id,
         custom_grants=load_custom_grants(session, [user.role, *(user.custom_roles or [])]),
     )
@@ -145,20 +155,33 @@ class AuthGate:
 
     @staticmethod
     def _load_session(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> _SessionState:
-        auth = session.get(AuthSession, session_id)
-        if auth is None or auth.user_id != user_id:
+        # the session, its user, the user's tenant and department in one statement (this runs
+        # for every signed-in session every `ttl` seconds: three round trips fewer each time)
+        department = (
+            select(Employee.department)
+            .where(Employee.user_id == User.id, Employee.deleted_at.is_(None))
+            .limit(1)
+            .scalar_subquery()
+        )
+        found = session.execute(
+            select(AuthSession, User, Tenant, department)
+            .outerjoin(User, User.id == AuthSession.user_id)
+            .outerjoin(Tenant, Tenant.id == User.tenant_id)
+            .where(AuthSession.id == session_id)
+        ).one_or_none()
+        if found is None or found[0].user_id != user_id:
             return _SessionState(None, "Invalid session", "invalid_session", None)
+        auth, user, tenant, department_name = found
         if auth.revoked_at is not None:
             return _SessionState(None, "Session has been revoked", "session_revoked", None)
-        user = session.get(User, user_id)
         if user is None or user.deleted_at is not None:
             return _SessionState(None, "Account no longer exists", "account_missing", None)
         if user.status != ACTIVE:
             return _SessionState(None, "Account is disabled", "account_disabled", None)
-        problem = tenant_problem(session, user.tenant_id)
+        problem = _tenant_problem(tenant) if user.tenant_id is not None else None
         if problem is not None:
             return _SessionState(None, problem, "tenant_inactive", None)
-        principal = _user_principal(session, user, session_id=session_id)
+        principal = _principal_of(session, user, department_name, session_id)
         if principal is None:
             return _SessionState(None, "Account has an unknown role", "invalid_role", None)
         return _SessionState(principal, None, None, auth.expires_at.timestamp())
