@@ -11,6 +11,8 @@ that takes a `Session`.  `Database.run(fn, ...)` executes such a function in one
   threads).  Each transaction first sets `app.tenant_id` (and, for explicit system scope,
   `app.bypass_rls`) with `set_config(..., true)`, and every connection works as the non-owner
   application role, so row-level security applies even when DATABASE_URL names a superuser.
+  Read units send `BEGIN READ ONLY` and the settings in one message (`_read`): three round
+  trips per read, as many as a bare SQLAlchemy read takes.
 """
 
 from __future__ import annotations
