@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from aisha_server.auth.authorize import TENANT_ADMINS, expand_action
@@ -65,7 +67,8 @@ def enqueue_care_trigger(
     `trigger_type`, `action_origin`, `reason`, `policy_gate_result`, `meta`, ...  Missing
     `event_id` (a UUID), `type` and `ts` are filled in; `tenant_id` is set from the argument
     (a different one in the payload is a programming error).  Queueing the same event id
-    twice keeps the first row.  Whether a trigger may be sent at all (kill switch, policy
+    again keeps the first row (also when another tenant's row has that id: nothing of it is
+    read or changed).  Whether a trigger may be sent at all (kill switch, policy
     gate) is the caller's decision; the worker also sends nothing while switched off.
     """
     event_id = _uuid(payload["event_id"], "event_id") if "event_id" in payload else uuid.uuid4()
@@ -74,11 +77,6 @@ def enqueue_care_trigger(
     if "entity_type" not in payload or "entity_id" not in payload:
         raise ValueError("trigger payload: entity_type and entity_id are required")
     entity_id = _uuid(payload["entity_id"], "entity_id")
-    existing = session.get(CareTriggerDelivery, event_id)
-    if existing is not None:
-        if existing.tenant_id != tenant_id:
-            raise ValueError("trigger payload: event_id already used by another tenant")
-        return event_id
     now = utcnow()
     body: dict[str, Any] = {
         "event_id": str(event_id),
@@ -89,22 +87,26 @@ def enqueue_care_trigger(
     body.update((k, v) for k, v in payload.items() if k not in body)
     raw = canonical_json(body).decode("utf-8")
     trigger_type = payload.get("trigger_type")
-    session.add(
-        CareTriggerDelivery(
-            id=event_id,
-            tenant_id=tenant_id,
-            event_type=str(body["type"])[:64],
-            trigger_type=str(trigger_type)[:64] if trigger_type is not None else None,
-            entity_type=str(payload["entity_type"])[:50],
-            entity_id=entity_id,
-            action_origin=_opt_str(payload.get("action_origin"), 32),
-            reason=_opt_str(payload.get("reason")),
-            body=raw,
-            status=PENDING,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+    values = {
+        "id": event_id,
+        "tenant_id": tenant_id,
+        "event_type": str(body["type"])[:64],
+        "trigger_type": str(trigger_type)[:64] if trigger_type is not None else None,
+        "entity_type": str(payload["entity_type"])[:50],
+        "entity_id": entity_id,
+        "action_origin": _opt_str(payload.get("action_origin"), 32),
+        "reason": _opt_str(payload.get("reason")),
+        "body": raw,
+        "status": PENDING,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # one statement, no look-up first: an event id already queued keeps its first row
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(CareTriggerDelivery).values(values).on_conflict_do_nothing(index_elements=["id"])
     )
     return event_id
 

@@ -269,6 +269,16 @@ async def test_enqueue_stores_the_guide_contract_in_the_callers_transaction(
     )
     assert again == event_id
     assert (await row(app, event_id)).body == stored.body
+    # another tenant naming that id changes nothing of it and learns nothing
+    intruder = await make_tenant(app)
+    await app[keys.DB].run(
+        lambda s: enqueue_care_trigger(
+            s, tenant_id=intruder.id, payload=payload(event_id=str(event_id))
+        ),
+        tenant_id=intruder.id,
+    )
+    kept = await row(app, event_id)
+    assert (kept.tenant_id, kept.body) == (tenant.id, stored.body)
 
     # the caller's rollback takes the trigger with it
     lost = uuid.uuid4()
