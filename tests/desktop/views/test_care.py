@@ -8,7 +8,6 @@ offline actions disabled with the reason.  Renders docs/screenshots/care_dashboa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -35,6 +34,7 @@ from tests.desktop.screenshots import screenshot_dir
 from tests.desktop.sync import conftest as sync_fixtures
 from tests.desktop.sync.conftest import Live, Team
 from tests.desktop.views.conftest import Desk
+from tests.desktop.views.test_health import until
 from tests.factories import make_user
 from tests.server.test_care import ON, add_lead
 
@@ -47,16 +47,6 @@ TODAY = datetime.now(UTC).date()
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {**ON, "CARE_WORKER_ENABLED": False}
-
-
-async def until(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        QApplication.processEvents()
-        await asyncio.sleep(0.02)
 
 
 def open_view(qtbot: Any, replica: Replica, engine: SyncEngine, **options: Any) -> CareView:
