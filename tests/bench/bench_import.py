@@ -218,9 +218,16 @@ async def _pg_ceilings(url: str, bound: Any) -> dict[str, float]:
     conn = await asyncpg.connect(url)
     out = {}
     try:
+        indexes = await conn.fetchval(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'contacts'"
+        )
         for label, table in (
             ("COPY into an unindexed table (no RLS)", "bench_scratch"),
-            ("COPY straight into contacts, 13 indexes (superuser, no RLS)", "contacts"),
+            (
+                f"COPY straight into contacts, {indexes} indexes incl. the primary key"
+                " (superuser, no RLS)",
+                "contacts",
+            ),
         ):
             transaction = conn.transaction()
             await transaction.start()
@@ -660,13 +667,19 @@ def report(
                 " and back) to spread the checks over the CPUs, so it pays when a second CPU is"
                 " free and costs when the machine is busy."
             )
-        indexed = [r for label, r in imported.ceilings.items() if "13 indexes" in label]
-        if indexed:
+        indexed = [(label, r) for label, r in imported.ceilings.items() if "indexes" in label]
+        bare = [r for label, r in imported.ceilings.items() if "unindexed" in label]
+        if indexed and bare:
+            label, ceiling = indexed[0]
+            count = label.split(", ", 1)[1].split(" ", 1)[0]
             lines[-1] += (
-                f" The database alone takes in at most {indexed[0]:,.0f} rows/s here: a COPY"
-                " of rows already validated and bound, straight into `contacts` as superuser"
-                " (no RLS, no staging table), is bounded by the maintenance of its 13 indexes"
-                " (the unindexed COPY runs about ten times faster)."
+                f" The database alone takes in at most {ceiling:,.0f} rows/s here: a COPY of"
+                " rows already validated and bound, straight into `contacts` as superuser (no"
+                " RLS, no staging table), is bounded by the maintenance of its"
+                f" {count} indexes (the unindexed COPY runs {bare[0] / ceiling:.0f} times"
+                f" faster). The import (median) reaches {imported.median / ceiling:.0%} of that"
+                f" ceiling; the aim of {aim:,} rows/s is {aim / ceiling:.1f} times it, out of"
+                " reach while `contacts` keeps these indexes."
             )
     return "\n".join(lines), ok
 

@@ -329,3 +329,12 @@ async def test_change_log_entries_written_in_bulk_read_back_as_written(
     # the importing admin, who owns the rows too
     assert first.owner_id is not None and {c.actor_id for c in logged} == {first.owner_id}
     assert all(c.op == "upsert" and c.version == 1 and c.created_at for c in logged)
+
+
+def test_bulk_change_rows_fill_every_column_of_the_change_log() -> None:
+    """log_bulk writes whole rows by column name: a column added to sync_changes must be
+    added there too (the ORM path would fill it, the raw one would leave it to the default)."""
+    from aisha_server.db import changelog
+    from aisha_server.db.models.sync import SyncChange
+
+    assert sorted(changelog._BULK_NAMES) == sorted(c.name for c in SyncChange.__table__.c)
