@@ -154,6 +154,7 @@ class CareView(QWidget):
         self.tabs.addTab(self._audit_tab(), "Audit log")
         self.tabs.addTab(self._approvals_tab(), "Approvals")
         self.tabs.addTab(self._deliveries_tab(), "Trigger deliveries")
+        self.tabs.currentChanged.connect(self._tab_shown)
         layout.addWidget(self.tabs, 1)
         self.connection_changed(engine.state)
 
@@ -268,7 +269,7 @@ class CareView(QWidget):
         return view
 
     def _audit_tab(self) -> QWidget:
-        page = QWidget()
+        page = self.audit_page = QWidget()
         layout = QVBoxLayout(page)
         filters = QHBoxLayout()
         self.event_filter = QComboBox()
@@ -442,11 +443,21 @@ class CareView(QWidget):
         return params
 
     # -- refreshing --------------------------------------------------------------------------
+    def _tab_shown(self, index: int) -> None:
+        if self.tabs.widget(index) is self.audit_page and not self.audit_loaded:
+            self.reload_audit()  # read on first view: the first render needs only the charts
+
+    @property
+    def audit_loaded(self) -> bool:
+        return self._audit_generation > 0
+
     def refresh_all(self) -> None:
-        """Charts and audit from the replica; status, approvals and deliveries from the API."""
+        """Charts (and the audit log once shown) from the replica; status, approvals and
+        deliveries from the API."""
         show_banner(self.error, "")
         self.schedule_charts()
-        self.reload_audit()
+        if self.audit_loaded:
+            self.reload_audit()
         self.tasks.spawn(self.load_status())
         self.tasks.spawn(self.load_approvals())
         self.tasks.spawn(self.load_deliveries())
@@ -458,7 +469,8 @@ class CareView(QWidget):
 
     def _changed_now(self) -> None:
         self.schedule_charts()
-        if len(self.audit_model.rows) <= PAGE:  # the user has not paged down: show new ones
+        # shown and not paged down: the new entries appear on top
+        if self.audit_loaded and len(self.audit_model.rows) <= PAGE:
             self.reload_audit()
 
     def schedule_charts(self) -> None:

@@ -265,6 +265,12 @@ async def test_admin_dashboard_against_the_server(live: Live, team: Team, qtbot:
     view = win.care_view
     assert view is not None and win.stack.currentWidget() is view
     await until(lambda: view.status_labels["enabled"].text().startswith("ON"), what="status")
+    assert not view.audit_loaded  # read when its tab is first shown
+    await charts_read(view)
+    assert view.summary is not None and view.summary.entries == 6  # 3 x detected, deferred
+    view.tabs.setCurrentWidget(view.audit_page)
+    await until(lambda: len(view.audit_model.rows) == 6, what="audit log")
+    view.tabs.setCurrentIndex(0)
     assert view.status_labels["policy_mode"].text() == "strict"
     assert view.status_labels["pending"].text() == "3"
     await until(lambda: len(view.approvals_model.rows) == 3, what="approvals")
@@ -372,13 +378,13 @@ async def test_render_dashboard(live: Live, team: Team, qtbot: Any) -> None:
     await until(lambda: len(view.approvals_model.rows) == 4, what="approvals")
     await until(lambda: view.status_labels["enabled"].text().startswith("ON"))
     await charts_read(view)
-    await until(lambda: len(view.audit_model.rows) == 200)
     QApplication.processEvents()
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / "care_dashboard.png"
     assert win.grab().save(str(path))
     assert path.stat().st_size > 30_000
     view.tabs.setCurrentIndex(1)
+    await until(lambda: len(view.audit_model.rows) == 200)
     view.event_filter.setCurrentIndex(view.event_filter.findData("ACTION_BLOCKED"))
     await until(lambda: all(e.event_type == "ACTION_BLOCKED" for e in view.audit_model.rows))
     QApplication.processEvents()
