@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -399,3 +400,18 @@ def test_day_ticks_label_the_last_day() -> None:
     days = tuple(date(2026, 11, 1) + timedelta(days=i) for i in range(30))
     ticks = day_ticks(days)
     assert ticks[-1] == (29.0, "Nov 30") and ticks[0] == (1.0, "Nov 02")
+
+
+async def test_record_commands_on_the_dashboard_go_to_the_last_entity_view(
+    desk: Desk, qtbot: Any
+) -> None:
+    desk.me = SimpleNamespace(role="manager", user=None, tenant=None, tenant_id="t1")
+    win = MainWindow(desk, search_delay_ms=10)
+    qtbot.addWidget(win)
+    win.show()
+    leads = win.open_entity("leads")
+    view = win.open_care()
+    assert win.stack.currentWidget() is view and not view.can_act
+    assert win.navigation.currentItem().text() == "C.A.R.E."
+    assert win.current_view is leads and win.stack.currentWidget() is leads
+    win.close()
