@@ -295,6 +295,11 @@ def list_conditions(
             f"Unknown search mode {params.match!r}",
             details=[{"field": "match", "message": f"one of {list(search.MODES)}"}],
         )
+    if params.q and "\x00" in params.q:  # no stored text holds one (PostgreSQL refuses it)
+        raise Invalid(
+            "Invalid query parameters: q",
+            details=[{"field": "q", "message": "must not contain NUL characters"}],
+        )
     conditions: list[ColumnElement[bool]] = [
         model.tenant_id == tenant_id,
         model.deleted_at.is_not(None) if params.deleted else model.deleted_at.is_(None),

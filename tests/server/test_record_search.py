@@ -198,3 +198,25 @@ async def test_prefix_search_reads_its_indexes_under_row_level_security(
     assert "BitmapOr" in plan, plan
     assert "Seq Scan" not in plan, plan
     assert found, "the search finds the rows it should"
+
+
+def test_successor_bounds_exactly_the_strings_with_the_prefix() -> None:
+    from aisha_server.services.search import successor
+
+    assert successor("smi") == "smj"
+    assert successor("a\U0010ffff") == "b"  # "a" + anything sorts below "b"
+    assert successor("\U0010ffff") is None  # no upper bound: every string >= the prefix
+    assert successor("\ud7ff") == "\ue000"  # surrogates are skipped
+    for word in ("smi", "ab\U0010ffff", "\ud7ff"):
+        upper = successor(word)
+        assert upper is not None
+        for text in (word, word + "a", word + "\U0010ffff", word + "\U0010ffff" * 3):
+            encoded = text.encode("utf-8", "surrogatepass")
+            assert word.encode("utf-8", "surrogatepass") <= encoded < upper.encode("utf-8")
+
+
+async def test_a_nul_character_in_q_is_refused(client: Any, people: dict[str, Any]) -> None:
+    resp = await client.get("/api/contacts?q=sm%00i", headers=people["admin"])
+    body = await resp.json()
+    assert resp.status == 422, body
+    assert body["details"] == [{"field": "q", "message": "must not contain NUL characters"}]
