@@ -78,9 +78,30 @@ async def read_json(request: web.Request) -> Any:
     if limit is not None and len(raw) > limit:
         raise _too_large(limit)
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc}", code="malformed_json") from None
+    if b"\\u0000" in raw:  # cheap test first: NUL can only arrive escaped
+        _refuse_nul(data, "body")
+    return data
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """PostgreSQL stores no NUL character in text or JSON: refuse it as bad input (a 422
+    naming the field) rather than fail in the database."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Invalid(
+                f"Validation failed: {where}",
+                details=[{"field": where, "message": "must not contain NUL characters"}],
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, where)
+            _refuse_nul(item, f"{where}.{key}" if where != "body" else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{index}]")
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -117,6 +138,8 @@ def parse_query(model: type[BaseModel], request: web.Request) -> Any:
     data: dict[str, Any] = {}
     for key in request.query:
         values = request.query.getall(key)
+        for value in values:
+            _refuse_nul(value, key)
         data[key] = values if len(values) > 1 else values[0]
     return parse_model(model, data, what="Invalid query parameters")
 

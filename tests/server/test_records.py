@@ -482,3 +482,21 @@ async def test_activity_times_without_an_offset_are_utc(client: Any, team: Team)
     assert listed.status == 200
     ids = {a["id"] for a in (await listed.json())["data"]}
     assert {day["id"], local["id"]} <= ids
+
+
+async def test_nul_characters_are_refused_as_bad_input(client: Any, team: Team) -> None:
+    # PostgreSQL stores no NUL in text or JSON: a 422 naming the field, never a 500
+    listed = await client.get("/api/contacts?status=%00&q=ann", headers=team.admin)
+    assert listed.status == 422
+    assert (await listed.json())["details"][0]["field"] == "status"
+    for body, field in (
+        ({"first_name": "A\u0000n", "last_name": "Lee"}, "first_name"),
+        ({"first_name": "Ann", "last_name": "Lee", "metadata": {"note": ["ok", "x\u0000"]}},
+         "metadata.note[1]"),
+    ):  # fmt: skip
+        made = await client.post("/api/contacts", json=body, headers=team.admin)
+        assert made.status == 422, await made.text()
+        answer = await made.json()
+        assert answer["status"] == "error" and answer["details"][0]["field"] == field
+    fine = await client.get("/api/contacts?q=ann", headers=team.admin)
+    assert fine.status == 200 and (await fine.json())["data"] == []  # nothing was stored
