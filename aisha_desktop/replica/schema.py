@@ -3,6 +3,7 @@ search on, and the versioned DDL (`PRAGMA user_version`)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import unicodedata
@@ -77,6 +78,8 @@ def table(entity: str) -> str:
 
 def _plain(text: str) -> str:
     """Lower case without accents ("José" -> "jose"): typed and stored words alike."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
@@ -85,10 +88,12 @@ def _indexed(word: str) -> str:
     """A word as the full-text index holds it: letters and digits as they are, any other
     character as `_<hex>_` (so "ann.smith@ex" stays one token, and "ex%1" is not "ex_1";
     a prefix of a word maps to a prefix of its form)."""
+    if word.isalnum():  # [^\W_]+: most words
+        return word
     return _NOT_ALNUM.sub(lambda m: "".join(f"_{ord(c):x}_" for c in m.group()), word)
 
 
-def _value_words(value: str, phone: bool) -> Iterable[str]:
+def _words_of(value: str, phone: bool) -> Iterable[str]:
     if phone:
         digits = "".join(c for c in value if c.isdigit())
         if digits:
@@ -98,10 +103,18 @@ def _value_words(value: str, phone: bool) -> Iterable[str]:
                 yield from (digits[n:] for n in (1, 2) if len(digits) - n >= 4)
         return
     for chunk in _plain(value).split():
+        if chunk.isalnum():
+            yield chunk
+            continue
         yield from _WORD.findall(chunk)
         yield from _SNAKE.findall(chunk)  # "ex_1" as well as "ex" and "1"
-        if not _WORD.fullmatch(chunk):
-            yield chunk  # "ann@ex.io", "o'brien": also found by what was typed as is
+        yield chunk  # "ann@ex.io", "o'brien": also found by what was typed as is
+
+
+@functools.lru_cache(maxsize=65536)
+def _value_words(value: str, phone: bool) -> tuple[str, ...]:
+    """A value's words in indexed form (names, companies and titles repeat: remembered)."""
+    return tuple(dict.fromkeys(_indexed(w) for w in _words_of(value, phone)))
 
 
 def search_words(entity: str, data: Mapping[str, Any]) -> str:
@@ -113,7 +126,7 @@ def search_words(entity: str, data: Mapping[str, Any]) -> str:
         value = data.get(name)
         if value not in (None, ""):
             words.update(_value_words(str(value), name in PHONE_FIELDS))
-    return "".join(" " + _indexed(w) for w in sorted(words))
+    return "".join(" " + w for w in sorted(words))
 
 
 def query_words(text: str) -> list[str]:
@@ -228,6 +241,36 @@ def _hidden_index_v2(db: sqlite3.Connection) -> None:
         db.execute(f"CREATE INDEX IF NOT EXISTS ix_{name}_hidden ON {name} (hidden)")
 
 
+def search_index_triggers(entity: str) -> list[str]:
+    """The triggers that keep an entity's full-text index in step with its `search`
+    column (dropped while a snapshot streams in, then the index is rebuilt in one go)."""
+    name, fts = table(entity), fts_table(entity)
+    add = f"INSERT INTO {fts} (rowid, search) VALUES (new.rowid, new.search)"
+    drop = f"INSERT INTO {fts} ({fts}, rowid, search) VALUES ('delete', old.rowid, old.search)"
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name}_fts_ai AFTER INSERT ON {name} BEGIN {add}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_fts_ad AFTER DELETE ON {name} BEGIN {drop}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_fts_au AFTER UPDATE OF search ON {name} "
+        f"WHEN old.search IS NOT new.search BEGIN {drop}; {add}; END",
+    ]
+
+
+def suspend_search_index(db: sqlite3.Connection, entity: str) -> None:
+    name = table(entity)
+    for suffix in ("ai", "ad", "au"):
+        db.execute(f"DROP TRIGGER IF EXISTS {name}_fts_{suffix}")
+
+
+def rebuild_search_index(db: sqlite3.Connection, entity: str) -> None:
+    """Index every row again (~5 us a row, against ~30 us through the triggers) and put
+    the triggers back."""
+    name, fts = table(entity), fts_table(entity)
+    db.execute(f"INSERT INTO {fts} ({fts}) VALUES ('delete-all')")
+    db.execute(f"INSERT INTO {fts} (rowid, search) SELECT rowid, search FROM {name}")
+    for statement in search_index_triggers(entity):
+        db.execute(statement)
+
+
 def _word_index_v3(db: sqlite3.Connection) -> None:
     """A search that matched few rows read the whole wide table (`search LIKE '%w%'`, 1.6 s
     at 1M rows).  The `search` column now holds each record's words in indexed form, and a
@@ -238,22 +281,14 @@ def _word_index_v3(db: sqlite3.Connection) -> None:
         name, fts = table(entity), fts_table(entity)
         db.execute(
             f"CREATE VIRTUAL TABLE {fts} USING fts5(search, content='', detail=none, "
-            "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")"
+            "columnsize=0, tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")"
         )
         rows = db.execute(f"SELECT id, coalesce(data, base) FROM {name}").fetchall()
         db.executemany(
             f"UPDATE {name} SET search = ? WHERE id = ?",
             ((search_words(entity, orjson.loads(data)), rid) for rid, data in rows),
         )
-        db.execute(f"INSERT INTO {fts} (rowid, search) SELECT rowid, search FROM {name}")
-        add = f"INSERT INTO {fts} (rowid, search) VALUES (new.rowid, new.search)"
-        drop = f"INSERT INTO {fts} ({fts}, rowid, search) VALUES ('delete', old.rowid, old.search)"
-        db.execute(f"CREATE TRIGGER {name}_fts_ai AFTER INSERT ON {name} BEGIN {add}; END")
-        db.execute(f"CREATE TRIGGER {name}_fts_ad AFTER DELETE ON {name} BEGIN {drop}; END")
-        db.execute(
-            f"CREATE TRIGGER {name}_fts_au AFTER UPDATE OF search ON {name} "
-            f"WHEN old.search IS NOT new.search BEGIN {drop}; {add}; END"
-        )
+        rebuild_search_index(db, entity)
 
 
 def _care_v4(db: sqlite3.Connection) -> None:

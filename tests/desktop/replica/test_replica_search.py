@@ -141,3 +141,37 @@ def test_a_version_2_file_gets_its_word_index(tmp_path: Path) -> None:
         assert ids(replica, "varg") == {data["id"]} and ids(replica, "gv@ex") == {data["id"]}
         replica.local_update("contacts", data["id"], {"last_name": "Kovacs"})
         assert ids(replica, "varg") == set() and ids(replica, "kov") == {data["id"]}
+
+
+def test_a_snapshot_builds_the_index_once_and_search_works_meanwhile(tmp_path: Path) -> None:
+    with Replica(tmp_path / "r.sqlite3") as replica:
+        first = [contact(new_id(), first_name="Ines", last_name=f"Moreau{n}") for n in range(30)]
+        rest = [contact(new_id(), first_name="Ines", last_name=f"Dubois{n}") for n in range(30)]
+        replica.apply_page(page(*(upsert("contacts", c) for c in first), cursor="s1",
+                                snapshot=True, more=True), None)  # fmt: skip
+
+        def triggers() -> int:
+            with sqlite3.connect(replica.path) as db:
+                found = db.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+                    "AND name LIKE 'r_contacts_fts_%'"
+                ).fetchone()[0]
+            db.close()
+            return int(found)
+
+        assert triggers() == 0  # the index waits for the snapshot
+        assert ids(replica, "moreau1") == {c["id"] for c in first if "Moreau1" in c["last_name"]}
+        replica.local_update("contacts", first[0]["id"], {"last_name": "Zola"})
+        assert ids(replica, "zola") == {first[0]["id"]}
+        replica.apply_page(page(*(upsert("contacts", c) for c in rest), cursor="s2",
+                                snapshot=True), "s1")  # fmt: skip
+        assert triggers() == 3
+        assert ids(replica, "zola") == {first[0]["id"]}  # the edit made meanwhile is indexed
+        assert ids(replica, "dubois2") == {c["id"] for c in rest if "Dubois2" in c["last_name"]}
+        assert len(ids(replica, "ines")) == 60
+        with sqlite3.connect(replica.path) as db:
+            indexed = db.execute(
+                "SELECT count(*) FROM f_contacts WHERE f_contacts MATCH '\"ines\" *'"
+            ).fetchone()
+        db.close()
+        assert indexed == (60,)
