@@ -10,8 +10,6 @@ scheduled scans act as `care_autonomous`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import time
@@ -51,7 +49,7 @@ from aisha_server.db.models.care import (
 )
 from aisha_server.db.models.care import CareState as CareStateRow
 from aisha_server.db.uow import Database
-from aisha_server.errors import BadRequest, Conflict, Invalid, NotFound, PermissionDenied
+from aisha_server.errors import Conflict, Invalid, NotFound, PermissionDenied
 from aisha_server.services.care_engine import (
     CareContext,
     Outcome,
@@ -64,6 +62,7 @@ from aisha_server.services.care_engine import (
     write_transition,
 )
 from aisha_server.services.care_scan import TenantScan, scan_tenant
+from aisha_server.services.pagination import decode_time_cursor, encode_cursor
 from aisha_server.webhooks.delivery import enqueue_care_trigger
 
 log = logging.getLogger("aisha.care")
@@ -95,19 +94,6 @@ def _invalid(field_name: str, message: str) -> Invalid:
     )
 
 
-def _encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = orjson.dumps([created_at.isoformat(), str(row_id)])
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        stamp, row_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(stamp), uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise BadRequest("Invalid cursor", code="invalid_cursor") from None
-
-
 def _newest_first(
     session: Session,
     query: Select[R],
@@ -127,7 +113,7 @@ def _newest_first(
         last = page[-1]
         value = getattr(last, stamp.key)
         if value is not None:
-            next_cursor = _encode_cursor(value, getattr(last, row_id.key))
+            next_cursor = encode_cursor([value.isoformat(), getattr(last, row_id.key)])
     return KeysetPage([view(r) for r in page], limit, next_cursor)
 
 
@@ -390,7 +376,7 @@ class CareService:
                 state = parse_state(state).value
             except ValueError as exc:
                 raise _invalid("state", str(exc)) from None
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_time_cursor(cursor) if cursor else None
 
         def read(session: Session) -> KeysetPage:
             query = select(CareStateRow).where(CareStateRow.tenant_id == tenant_id)
@@ -748,7 +734,7 @@ class CareService:
         _require_reader(actor)
         if filters.event_type is not None and filters.event_type not in audit.EVENT_TYPES:
             raise _invalid("event_type", f"one of {list(audit.EVENT_TYPES)}")
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_time_cursor(cursor) if cursor else None
 
         def read(session: Session) -> KeysetPage:
             t = CareAuditLog

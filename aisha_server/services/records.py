@@ -14,7 +14,6 @@ the caller's scope is 404, one visible but not editable is 403.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +75,7 @@ from aisha_server.services.custom_fields import (
 )
 from aisha_server.services.emails import EmailNotValidError, normalised_email
 from aisha_server.services.module_settings import ModuleSettingsService
-from aisha_server.services.pagination import Page
+from aisha_server.services.pagination import Page, decode_cursor, encode_cursor
 
 T = TypeVar("T")
 
@@ -262,20 +261,6 @@ class RecordPage:
     next_cursor: str | None
 
 
-def _encode_cursor(values: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(values), default=str)).decode()
-
-
-def _decode_cursor(cursor: str) -> list[Any]:
-    try:
-        decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, orjson.JSONDecodeError):
-        raise BadRequest("Invalid cursor", code="invalid_cursor") from None
-    if not isinstance(decoded, list) or len(decoded) != 2:
-        raise BadRequest("Invalid cursor", code="invalid_cursor")
-    return decoded
-
-
 def list_conditions(
     spec: EntitySpec,
     tenant_id: uuid.UUID,
@@ -380,7 +365,7 @@ def list_statement(
                 " (use offset)",
                 code="invalid_cursor",
             )
-        value, last_id = _decode_cursor(params.cursor)
+        value, last_id = decode_cursor(params.cursor)
         try:
             key = (_coerce(sort_col, value), uuid.UUID(str(last_id)))
         except (ValueError, TypeError):
@@ -990,7 +975,7 @@ class RecordService:
             more = len(rows) > limit
             items = [view(r) for r in rows[:limit]]
             next_cursor = (
-                _encode_cursor([_plain(items[-1][sort_name]), str(items[-1]["id"])])
+                encode_cursor([_plain(items[-1][sort_name]), str(items[-1]["id"])])
                 if more and items and keyset
                 else None
             )

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -39,6 +37,7 @@ from aisha_server.db.models.deliveries import (
 )
 from aisha_server.db.uow import Database
 from aisha_server.errors import BadRequest, Conflict, NotFound, PermissionDenied
+from aisha_server.services.pagination import decode_time_cursor, encode_cursor
 from aisha_server.webhooks.signing import canonical_json
 
 ESCALATION_DETECTED_TYPE: Final = "care.escalation_detected"
@@ -334,23 +333,6 @@ def _view(row: CareTriggerDelivery) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(row: CareTriggerDelivery) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        stamp, _, ident = raw.partition("|")
-        at = datetime.fromisoformat(stamp)
-        if at.tzinfo is None:
-            raise ValueError("naive")
-        return at, uuid.UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("Invalid cursor", code="invalid_cursor") from None
-
-
 class TriggerDeliveries:
     """Lists and replays trigger deliveries; tenant admins see their tenant, superadmins any."""
 
@@ -384,7 +366,7 @@ class TriggerDeliveries:
         if status is not None and status not in STATUSES:
             raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
         limit = max(1, min(limit, self.MAX_LIMIT))
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_time_cursor(cursor) if cursor else None
         D = CareTriggerDelivery  # noqa: N806 (reads as the table in the query below)
 
         def read(session: Session) -> DeliveryPage:
@@ -402,7 +384,9 @@ class TriggerDeliveries:
             more = len(rows) > limit
             rows = rows[:limit]
             return DeliveryPage(
-                [_view(r) for r in rows], limit, _encode_cursor(rows[-1]) if more else None
+                [_view(r) for r in rows],
+                limit,
+                encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None,
             )
 
         if tenant_id is None:
