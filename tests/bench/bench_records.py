@@ -513,10 +513,10 @@ def serve_floor(database_url: str, dialect: str) -> None:
     from aiohttp import web
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from aisha_server.services.pagination import encode_cursor
     from aisha_server.services.records import (
         SPECS,
         ListParams,
-        _encode_cursor,
         _plain,
         list_statement,
         row_viewer,
@@ -549,7 +549,7 @@ def serve_floor(database_url: str, dialect: str) -> None:
         more = len(rows) > limit
         items = [view(r) for r in rows[:limit]]
         next_cursor = (
-            _encode_cursor([_plain(items[-1]["updated_at"]), str(items[-1]["id"])])
+            encode_cursor([_plain(items[-1]["updated_at"]), str(items[-1]["id"])])
             if more and items
             else None
         )
