@@ -154,8 +154,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[keys.ENTITY_LABEL_SERVICE] = EntityLabelService(db)
     app[keys.MODULE_SETTINGS_SERVICE] = module_settings_service
     app[keys.CUSTOM_FIELD_SERVICE] = CustomFieldService(db)
+    # C.A.R.E. reads the activities and notes operators log (escalation detection)
+    app[keys.CARE_SERVICE] = CareService(settings, db)
     app[keys.RECORD_SERVICE] = RecordService(
-        db, app[keys.CUSTOM_FIELD_SERVICE], app[keys.MODULE_SETTINGS_SERVICE]
+        db,
+        app[keys.CUSTOM_FIELD_SERVICE],
+        app[keys.MODULE_SETTINGS_SERVICE],
+        communications=app[keys.CARE_SERVICE].communication_in,
     )
     app[keys.VALIDATION_POOL] = ValidationPool()
     app[keys.RECORD_IO_SERVICE] = RecordIOService(
@@ -183,7 +188,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         settings, db, app[keys.HTTP]
     )
 
-    app[keys.CARE_SERVICE] = CareService(settings, db)
     app[keys.CARE_TRIGGER_WORKER].paused_tenants = app[keys.CARE_SERVICE].paused_tenants
 
     for module in ROUTE_MODULES:

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar, cast
@@ -523,6 +523,58 @@ class CareService:
 
         outcome = await self._db.run(write, tenant_id=tenant_id)
         return {**escalation.as_dict(), **outcome.as_dict()}
+
+    def communication_in(
+        self, session: Session, tenant_id: uuid.UUID, entity: str, record: Mapping[str, Any]
+    ) -> None:
+        """An activity or note was written (the records service calls this in its
+        transaction): its text goes through escalation detection, and an escalation about
+        the lead, contact, account or opportunity it belongs to runs the C.A.R.E. pipeline
+        (audited; acting only when C.A.R.E. may).  The same text on the same record is
+        raised once.  A failure here is logged and never undoes the operator's write."""
+        text = " ".join(
+            str(record[f]) for f in ("subject", "title", "description", "content") if record.get(f)
+        )
+        anchor_type = str(record.get("related_type") or "").lower().removesuffix("s")
+        anchor_type = "opportunity" if anchor_type == "opportunitie" else anchor_type
+        anchor_id = record.get("related_id")
+        if not text or anchor_type not in ENTITY_MODELS or anchor_id is None:
+            return
+        escalation = detect_escalation(
+            text, None, threshold=self._settings.CARE_SENTIMENT_THRESHOLD
+        )
+        if not escalation.is_escalation:
+            return
+        signal_type = "activity" if entity == "activities" else "note"
+        fingerprint = hashlib.sha256(normalise(text).encode()).hexdigest()[:32]
+        try:
+            with session.begin_nested():
+                model = ENTITY_MODELS[anchor_type]
+                anchor = uuid.UUID(str(anchor_id))
+                alive = session.scalar(
+                    select(model.id).where(
+                        model.id == anchor, model.tenant_id == tenant_id,
+                        model.deleted_at.is_(None),
+                    )
+                )  # fmt: skip
+                if alive is None:
+                    return
+                situation = Situation(
+                    escalation=escalation,
+                    signal_entity_type=signal_type,
+                    signal_entity_id=uuid.UUID(str(record["id"])),
+                    entity_type=anchor_type,
+                    entity_id=anchor,
+                    origin=classify_origin(None),  # C.A.R.E. acts, not the operator
+                    dedupe_key=f"{escalation.trigger_type}:{record['id']}:{fingerprint}",
+                    meta={"confidence": escalation.confidence, "source": signal_type},
+                )
+                handle_escalation(
+                    session, load_context(session, self._settings, tenant_id),
+                    tenant_id=tenant_id, situation=situation,
+                )  # fmt: skip
+        except Exception:  # the operator's activity or note is written regardless
+            log.exception("C.A.R.E. detection failed for %s %s", signal_type, record.get("id"))
 
     # -- rules -------------------------------------------------------------------------
     async def list_rules(self, actor: Principal, tenant_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -590,13 +590,30 @@ _VIEWERS: dict[tuple[str, str], Callable[[Any], dict[str, Any]]] = {}
 # -- the service --------------------------------------------------------------------------
 
 
+# the entities that carry communication text, and their text fields
+COMMUNICATIONS: dict[str, frozenset[str]] = {
+    "activities": frozenset({"subject", "description"}),
+    "notes": frozenset({"title", "content"}),
+}
+# called with (session, tenant_id, entity, the written record's view)
+CommunicationHook = Callable[[Session, uuid.UUID, str, Mapping[str, Any]], None]
+
+
 class RecordService:
     def __init__(
-        self, db: Database, custom_fields: CustomFieldService, modules: ModuleSettingsService
+        self,
+        db: Database,
+        custom_fields: CustomFieldService,
+        modules: ModuleSettingsService,
+        *,
+        communications: CommunicationHook | None = None,
     ) -> None:
         self._db = db
         self._custom_fields = custom_fields
         self._modules = modules
+        # activities and notes written (any path but the bulk import) go to C.A.R.E.'s
+        # escalation detection, in the same transaction
+        self._communications = communications
 
     async def _prepare(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, action: str
@@ -926,7 +943,10 @@ class RecordService:
         values = dict(data)
         if record_id is not None:
             values["id"] = record_id
-        return record_view(spec, self._insert(session, spec, tenant_id, values))
+        view = record_view(spec, self._insert(session, spec, tenant_id, values))
+        if self._communications is not None and spec.name in COMMUNICATIONS:
+            self._communications(session, tenant_id, spec.name, view)
+        return view
 
     # read ------------------------------------------------------------------------------------
     async def get(
@@ -1092,7 +1112,14 @@ class RecordService:
         self._check_people(session, tenant_id, changes, actor)
         _derive_phones(session, spec, tenant_id, changes)
         self._mutate(session, row, changes)
-        return record_view(spec, row)
+        view = record_view(spec, row)
+        if (
+            self._communications is not None
+            and spec.name in COMMUNICATIONS
+            and COMMUNICATIONS[spec.name] & set(changes)
+        ):
+            self._communications(session, tenant_id, spec.name, view)
+        return view
 
     # delete / restore ------------------------------------------------------------------------
     async def delete(
