@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from types import SimpleNamespace
 from typing import Any
 
@@ -108,7 +109,11 @@ async def test_charts_show_the_rollups_and_follow_new_entries(desk: Desk, qtbot:
         {
             **r,
             "id": f"00000000-0000-4000-8000-{n:012d}",
-            "created_at": datetime.now(UTC).isoformat(),
+            # later than every generated entry of TODAY (they end by 23:53), whatever the
+            # time of day the test runs
+            "created_at": (
+                datetime.combine(TODAY, dtime(23, 59, 50), UTC) + timedelta(milliseconds=n)
+            ).isoformat(),
         }
         for n, r in enumerate(rows[:40])
         if r["event_type"] == "ESCALATION_DETECTED"
