@@ -36,43 +36,29 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 # -- helpers (also used by test_care_scan.py) -----------------------------------------------
-async def add_lead(app: Any, tenant_id: uuid.UUID, **fields: Any) -> uuid.UUID:
-    values: dict[str, Any] = {"first_name": "Ada", "last_name": "Lovelace", "status": "new"}
-    values.update(fields)
-
+async def _add(app: Any, model: Any, tenant_id: uuid.UUID, values: dict[str, Any]) -> uuid.UUID:
     def write(session: Session) -> uuid.UUID:
-        lead = Lead(tenant_id=tenant_id, **values)
-        session.add(lead)
+        row = model(tenant_id=tenant_id, **values)
+        session.add(row)
         session.flush()
-        return lead.id
+        return uuid.UUID(str(row.id))
 
     return await app[keys.DB].run(write, system=True)
+
+
+async def add_lead(app: Any, tenant_id: uuid.UUID, **fields: Any) -> uuid.UUID:
+    values = {"first_name": "Ada", "last_name": "Lovelace", "status": "new", **fields}
+    return await _add(app, Lead, tenant_id, values)
 
 
 async def add_opportunity(app: Any, tenant_id: uuid.UUID, **fields: Any) -> uuid.UUID:
-    values: dict[str, Any] = {"name": "Deal", "stage": "proposal", "amount": Decimal(50_000)}
-    values.update(fields)
-
-    def write(session: Session) -> uuid.UUID:
-        opp = Opportunity(tenant_id=tenant_id, **values)
-        session.add(opp)
-        session.flush()
-        return opp.id
-
-    return await app[keys.DB].run(write, system=True)
+    values = {"name": "Deal", "stage": "proposal", "amount": Decimal(50_000), **fields}
+    return await _add(app, Opportunity, tenant_id, values)
 
 
 async def add_activity(app: Any, tenant_id: uuid.UUID, **fields: Any) -> uuid.UUID:
-    values: dict[str, Any] = {"subject": "Call back", "type": "task", "status": "open"}
-    values.update(fields)
-
-    def write(session: Session) -> uuid.UUID:
-        activity = Activity(tenant_id=tenant_id, **values)
-        session.add(activity)
-        session.flush()
-        return activity.id
-
-    return await app[keys.DB].run(write, system=True)
+    values = {"subject": "Call back", "type": "task", "status": "open", **fields}
+    return await _add(app, Activity, tenant_id, values)
 
 
 async def audit_rows(app: Any, tenant_id: uuid.UUID, event_type: str | None = None) -> list[Any]:
