@@ -175,9 +175,7 @@ class CareTriggerWorker:
                     except Exception:
                         log.exception("could not prune workflow trigger deliveries")
                 if not self.enabled:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), next_prune - loop.time())
-                    self._wake.clear()
+                    await self._sleep(next_prune - loop.time())
                     continue
                 try:
                     claimed = await self.run_once()
@@ -185,11 +183,18 @@ class CareTriggerWorker:
                     log.exception("Workflow trigger delivery failed unexpectedly")
                     claimed = 0
                 if claimed < self.timing.concurrency:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.timing.poll_interval)
-                    self._wake.clear()
+                    await self._sleep(self.timing.poll_interval)
         finally:
             await self._release_held()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until `wake()` or `seconds`.  asyncio.timeout, not wait_for: on Python 3.11
+        wait_for can swallow a cancellation that arrives as its timeout fires, and the
+        server's shutdown then waits for this loop forever (seen as a test teardown hang)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await self._wake.wait()
+        self._wake.clear()
 
     async def run_once(self) -> int:
         """Claim up to `concurrency` due rows and deliver a round of each, side by side;
