@@ -6,7 +6,10 @@ that takes a `Session`.  `Database.run(fn, ...)` executes such a function in one
 * SQLite: the whole function runs on a database thread (one hand-off per unit of work, not per
   statement - DESIGN "Performance notes").  Writers share one thread and `BEGIN IMMEDIATE`, so
   they never deadlock on lock upgrades; readers use a small pool of threads (WAL lets them run
-  beside the writer).
+  beside the writer).  A *quick* read (`quick=True`: a short indexed read such as a page of a
+  record list) pays no hand-off at all: it runs on the event loop's own connection under a time
+  budget, and one that overruns the budget (or meets a lock) is interrupted by SQLite's progress
+  handler, rolled back and run again on a reader thread (`_quick`).
 * PostgreSQL: the function runs through `AsyncSession.run_sync` on asyncpg (greenlet bridge, no
   threads).  Each transaction first sets `app.tenant_id` (and, for explicit system scope,
   `app.bypass_rls`) with `set_config(..., true)`, and every connection works as the non-owner
@@ -20,16 +23,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
+import sqlite3
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import Engine, Select, create_engine, event, text
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,6 +44,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_only
 
 from aisha_server.db import changelog  # registers the change-log flush hook
@@ -86,9 +94,12 @@ class Database:
         system: bool = False,
         write: bool = True,
         actor: changelog.ChangeContext | None = None,
+        quick: bool = False,
     ) -> T:
         """Runs `fn(session)` in one transaction.  `actor` stamps the change-log rows the
-        transaction writes (who, from which client and mutation)."""
+        transaction writes (who, from which client and mutation).  `quick` (reads only) marks a
+        short indexed read whose `fn` has no effect but its result, so it may be interrupted and
+        run again: SQLite runs it on the event loop under a time budget (no hand-off)."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -111,6 +122,68 @@ class Database:
         if tenant_id is None:
             raise ValueError("a tenant-scoped unit of work needs a tenant_id (or system=True)")
         return TxContext(Scope.TENANT, tenant_id)
+
+
+def select_rows(
+    session: Session, statement: Select[Any], parameters: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of `statement` run with `parameters`, as the driver returns them: for SELECTs
+    whose columns need no result processing (services/records.list_columns) and statements
+    built once and kept (services/records.planned_select).
+
+    SQLite: the statement is compiled once and run straight on the driver's connection, in
+    the unit's transaction; SQLAlchemy's execute (parameter and result handling around the
+    driver call) cost about as much as the query itself for a page of 50.  PostgreSQL: through
+    SQLAlchemy."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return connection.execute(statement, parameters).all()
+    entry = _COMPILED.get(id(statement))
+    if entry is None or entry.statement is not statement:
+        entry = _DriverStatement.of(statement, connection.dialect)
+        if len(_COMPILED) >= 4096:
+            _COMPILED.clear()
+        _COMPILED[id(statement)] = entry
+    if entry.sql is None:  # expanding IN and the like: SQLAlchemy renders them per execution
+        return connection.execute(statement, parameters).all()
+    values = entry.compiled.construct_params(parameters)
+    arguments = [values[n] if f is None else f(values[n]) for n, f in entry.order]
+    driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+    rows: list[Sequence[Any]] = driver.execute(entry.sql, arguments).fetchall()
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverStatement:
+    """A statement compiled for SQLite's driver: its SQL (None when it needs SQLAlchemy at
+    each execution) and its positional parameters with their bind processors."""
+
+    statement: Select[Any]
+    compiled: SQLCompiler
+    sql: str | None
+    order: list[tuple[str, Callable[[Any], Any] | None]]
+
+    @classmethod
+    def of(cls, statement: Select[Any], dialect: Dialect) -> _DriverStatement:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        positions = compiled.positiontup
+        processors = compiled._bind_processors
+        order: list[tuple[str, Callable[[Any], Any] | None]] = []
+        for name in positions or ():
+            processor = processors.get(name)
+            if processor is not None and not callable(processor):
+                positions = None  # a tuple-valued parameter
+                break
+            order.append((name, processor))
+        plain = positions is not None and not (
+            compiled.literal_execute_params or compiled.post_compile_params
+        )
+        return cls(statement, compiled, compiled.string if plain else None, order)
+
+
+# id(statement) -> its driver form (the statement is kept in the entry, so the id stays its own)
+_COMPILED: dict[int, _DriverStatement] = {}
 
 
 def _bump_versions(session: Session, _context: Any, _instances: Any) -> None:
@@ -161,14 +234,42 @@ def make_sqlite_engine(path: Path, *, immediate: bool, pool_size: int) -> Engine
 class SQLiteDatabase(Database):
     dialect = "sqlite"
 
+    # how long a quick read may hold the event loop before it is moved to a reader thread
+    QUICK_BUDGET = 0.004
+    # SQLite calls the budget check every this many virtual-machine steps (tens of us)
+    QUICK_STEPS = 1000
+    # sqlite3 result codes that send a quick read to a thread: interrupted (the budget), busy
+    # and locked (a quick read never waits on the loop; busy_timeout is 0 there)
+    _REQUEUE = frozenset({sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
     def __init__(self, path: Path, *, readers: int = 4) -> None:
         self.path = path
         self.writer_engine = make_sqlite_engine(path, immediate=True, pool_size=1)
         self.reader_engine = make_sqlite_engine(path, immediate=False, pool_size=readers)
+        # the event loop's own connection (quick reads): one, used only from the loop thread
+        self.quick_engine = make_sqlite_engine(path, immediate=False, pool_size=1)
+        self._deadline = self._cpu_deadline = math.inf
+        event.listen(self.quick_engine, "connect", self._budgeted)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="aisha-db-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="aisha-db-reader")
         self._write_sessions = sessionmaker(self.writer_engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.reader_engine, expire_on_commit=False)
+        self._quick_sessions = sessionmaker(self.quick_engine, expire_on_commit=False)
+        self.quick_stats = {"inline": 0, "requeued": 0}
+
+    def _budgeted(self, dbapi_connection: Any, _record: Any) -> None:
+        """The quick connection never waits for a lock and stops past the unit's deadline."""
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.close()
+        clock, cpu = time.perf_counter, time.thread_time
+
+        def overrun() -> bool:
+            # wall time first (cheap); past it, the loop thread's own CPU time decides, so a
+            # read is not moved for time the machine gave to other work
+            return clock() > self._deadline and cpu() > self._cpu_deadline
+
+        dbapi_connection.set_progress_handler(overrun, self.QUICK_STEPS)
 
     @staticmethod
     def _in_transaction(
@@ -191,6 +292,7 @@ class SQLiteDatabase(Database):
         system: bool = False,
         write: bool = True,
         actor: changelog.ChangeContext | None = None,
+        quick: bool = False,
     ) -> T:
         self._context(tenant_id, system)
         loop = asyncio.get_running_loop()
@@ -199,9 +301,34 @@ class SQLiteDatabase(Database):
             result, written = await loop.run_in_executor(self._writer, call)
             self._committed(written)
             return result
+        if quick:
+            done, value = self._quick(fn)
+            if done:
+                return value  # type: ignore[return-value]
         call = functools.partial(self._in_transaction, self._read_sessions, fn)
         result, _ = await loop.run_in_executor(self._readers, call)
         return result
+
+    def _quick(self, fn: Callable[[Session], T]) -> tuple[bool, T | None]:
+        """Runs a read unit on the event loop's connection within QUICK_BUDGET: (True, result),
+        or (False, None) when SQLite interrupted it (over budget) or met a lock - the caller
+        then runs it on a reader thread.  The unit's own errors propagate."""
+        self._deadline = time.perf_counter() + self.QUICK_BUDGET
+        self._cpu_deadline = time.thread_time() + self.QUICK_BUDGET
+        try:
+            with self._quick_sessions() as session, session.begin():
+                result = fn(session)
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            # SQLAlchemy's wrapper, or the driver's own error (select_rows)
+            code = getattr(getattr(exc, "orig", exc), "sqlite_errorcode", None)
+            if code not in self._REQUEUE:
+                raise
+            self.quick_stats["requeued"] += 1
+            return False, None
+        finally:
+            self._deadline = math.inf
+        self.quick_stats["inline"] += 1
+        return True, result
 
     async def ping(self) -> float:
         loop = asyncio.get_running_loop()
@@ -232,6 +359,7 @@ class SQLiteDatabase(Database):
             "path": str(self.path),
             "writer": self.writer_engine.pool.status(),
             "readers": self.reader_engine.pool.status(),
+            "quick": dict(self.quick_stats),
         }
 
     async def close(self) -> None:
@@ -239,6 +367,7 @@ class SQLiteDatabase(Database):
         self._readers.shutdown(wait=True)
         self.writer_engine.dispose()
         self.reader_engine.dispose()
+        self.quick_engine.dispose()
 
 
 class PostgresDatabase(Database):
@@ -279,6 +408,7 @@ class PostgresDatabase(Database):
         system: bool = False,
         write: bool = True,
         actor: changelog.ChangeContext | None = None,
+        quick: bool = False,  # asyncpg hands nothing off to threads: nothing to spare
     ) -> T:
         ctx = self._context(tenant_id, system)
         if not write and actor is None:

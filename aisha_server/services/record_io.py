@@ -66,6 +66,7 @@ from aisha_server.services.records import (
     list_conditions,
     normalise_email,
     record_view,
+    scope_rule,
     tenant_region,
     to_e164,
 )
@@ -1396,9 +1397,7 @@ def _export_conditions(
         owner_id=params.owner_id,
         assigned_to=params.assigned_to,
     )
-    return list_conditions(
-        spec, tenant_id, RecordService._scope(spec, actor), selection, {}, dialect
-    )
+    return list_conditions(spec, tenant_id, scope_rule(actor), selection, {}, dialect)
 
 
 def _cell(value: Any) -> str:

@@ -33,15 +33,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    false,
-    func,
-    or_,
-)
+from sqlalchemy import ColumnElement, Table, and_, func
 
-from aisha_server.db.models.crm import SEARCH_INDEXES, search_key
+from aisha_server.db.models.crm import SEARCH_INDEXES, search_key_name
 
 MAX_WORDS = 6
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -91,24 +85,23 @@ def successor(prefix: str) -> str | None:
     return stripped[:-1] + chr(point)
 
 
-def _starts_with(expression: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
-    """`expression` starts with `prefix`, as a range [prefix, successor(prefix)) that a B-tree
-    index on the expression serves.
+def _starts_with(expression: Any, low: Any, high: Any | None, dialect: str) -> ColumnElement[bool]:
+    """`expression` starts with a prefix, as the range [low, high) that a B-tree index on the
+    expression serves (`high` is the prefix's successor, None when it has none).
 
     PostgreSQL: compared bytewise with the text_pattern operators (`~>=~`, `~<~`), which a
     `text_pattern_ops` index serves under any collation and which are LEAKPROOF, so the planner
     applies them at the index under row-level security (`lower()` or LIKE would be applied
     row by row after the tenant policy: db/models/crm.py).  SQLite compares text bytewise
     (BINARY collation) with plain `>=` / `<`."""
-    upper = successor(prefix)
     if dialect == "postgresql":
-        low = expression.op("~>=~", is_comparison=True)(prefix)
-        if upper is None:
-            return low  # type: ignore[no-any-return]
-        return and_(low, expression.op("~<~", is_comparison=True)(upper))
-    if upper is None:
-        return expression >= prefix  # type: ignore[no-any-return]
-    return and_(expression >= prefix, expression < upper)
+        above = expression.op("~>=~", is_comparison=True)(low)
+        if high is None:
+            return above  # type: ignore[no-any-return]
+        return and_(above, expression.op("~<~", is_comparison=True)(high))
+    if high is None:
+        return expression >= low  # type: ignore[no-any-return]
+    return and_(expression >= low, expression < high)
 
 
 def phone_prefixes(word: str, region: str) -> list[str]:
@@ -127,58 +120,67 @@ def phone_prefixes(word: str, region: str) -> list[str]:
     return found
 
 
-def _folded(model: type[Any], column: str) -> Any:
+# How a word can match a row, as data (the list query's plan keeps the form apart from the
+# values, services/records.py): (column reference, comparison, values).  A reference is a
+# table column's name, or "lower:<name>" for lower(<name>); the comparison is "range"
+# (values low, high), "from" (low: a prefix with no successor) or "like" (the pattern).
+Alternative = tuple[str, str, tuple[str, ...]]
+
+
+def _folded(table_name: str, column: str) -> str:
     """`column` lower-cased: its stored copy when it has one (SEARCH_INDEXES), else lower()."""
-    if column in SEARCH_INDEXES.get(model.__tablename__, ()):
-        return search_key(model, column)
-    return func.lower(getattr(model, column))
+    if column in SEARCH_INDEXES.get(table_name, ()):
+        return search_key_name(column)
+    return f"lower:{column}"
 
 
-def _word_matches(
-    model: type[Any],
+def _prefix(reference: str, prefix: str) -> Alternative:
+    upper = successor(prefix)
+    if upper is None:
+        return (reference, "from", (prefix,))
+    return (reference, "range", (prefix, upper))
+
+
+def word_alternatives(
+    table_name: str,
     columns: Sequence[str],
     phones: dict[str, str],
     word: str,
     mode: str,
     dialect: str,
     region: str,
-) -> list[ColumnElement[bool]]:
-    """The conditions any one of which makes `word` match a row."""
-    if mode == "contains":
-        pattern = f"%{like_escape(fold(word, dialect))}%"
-        return [_folded(model, c).like(pattern, escape="\\") for c in columns]
-    folded = fold(word, dialect)
-    phone_like = is_phone_word(word)
-    either: list[ColumnElement[bool]] = []
-    for column in columns:
-        if column in phones:
-            if phone_like:
-                either += [
-                    _starts_with(getattr(model, phones[column]), prefix, dialect)
-                    for prefix in phone_prefixes(word, region)
-                ]
-        elif column == "email":
-            either.append(_starts_with(model.email, folded, dialect))
-        else:
-            either.append(_starts_with(search_key(model, column), folded, dialect))
-    return either
-
-
-def conditions(
-    model: type[Any],
-    columns: Sequence[str],
-    phones: dict[str, str],
-    q: str | None,
-    mode: str,
-    dialect: str,
-    region: str,
-) -> list[ColumnElement[bool]]:
-    """One condition per word (AND-ed by the caller): the word matches one of `columns`.
+) -> list[Alternative]:
+    """The alternatives any one of which makes `word` match a row of `table_name`.
 
     `phones` maps a searched phone column to its E.164 column; prefix mode searches the E.164
     form (the raw entry keeps the operator's formatting, which no prefix would find)."""
-    found: list[ColumnElement[bool]] = []
-    for word in words(q):
-        either = _word_matches(model, columns, phones, word, mode, dialect, region)
-        found.append(or_(*either) if either else false())
-    return found
+    if mode == "contains":
+        pattern = f"%{like_escape(fold(word, dialect))}%"
+        return [(_folded(table_name, c), "like", (pattern,)) for c in columns]
+    folded = fold(word, dialect)
+    phone_like = is_phone_word(word)
+    either: list[Alternative] = []
+    for column in columns:
+        if column in phones:
+            if phone_like:
+                either += [_prefix(phones[column], p) for p in phone_prefixes(word, region)]
+        elif column == "email":  # stored lower-cased
+            either.append(_prefix("email", folded))
+        else:
+            either.append(_prefix(search_key_name(column), folded))
+    return either
+
+
+def alternative_condition(
+    table: Table, reference: str, comparison: str, values: Sequence[Any], dialect: str
+) -> ColumnElement[bool]:
+    """The SQL of one alternative; `values` are its values or bind parameters standing in."""
+    expression: Any
+    if reference.startswith("lower:"):
+        expression = func.lower(table.c[reference[6:]])
+    else:
+        expression = table.c[reference]
+    if comparison == "like":
+        return expression.like(values[0], escape="\\")  # type: ignore[no-any-return]
+    return _starts_with(expression, values[0], values[1] if comparison == "range" else None,
+                        dialect)  # fmt: skip

@@ -517,6 +517,7 @@ def serve_floor(database_url: str, dialect: str) -> None:
     from aisha_server.services.records import (
         SPECS,
         ListParams,
+        ScopeRule,
         _plain,
         list_statement,
         row_viewer,
@@ -540,7 +541,7 @@ def serve_floor(database_url: str, dialect: str) -> None:
                 q=query.get("q"),
                 match=query.get("match", "prefix"),
             )
-            statement = list_statement(spec, tenant_id, [], params, {}, dialect)
+            statement = list_statement(spec, tenant_id, ScopeRule(), params, {}, dialect)
         except (KeyError, ValueError) as exc:
             return web.json_response({"status": "error", "message": str(exc)}, status=400)
         async with engine.connect() as conn:

@@ -182,3 +182,135 @@ async def test_analyze_gives_the_planner_statistics(client: Any, db: Any, backen
         write=False,
     )
     assert {"ix_contacts_search_last_name", "ix_contacts_tenant_updated"} <= {r[0] for r in stats}
+
+
+# -- quick reads (SQLite: on the event loop under a time budget) ---------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_quick_read_runs_on_the_event_loop(client: Any, db: Any, backend: str) -> None:
+    import threading
+
+    tenant = await make_tenant(client.app)
+    before = dict(db.quick_stats)
+
+    def where(session: Session) -> tuple[str, int]:
+        count = session.scalar(select(Contact.id).where(Contact.tenant_id == tenant.id))
+        return threading.current_thread().name, 0 if count is None else 1
+
+    assert await db.run(where, tenant_id=tenant.id, write=False, quick=True) == (
+        threading.current_thread().name,
+        0,
+    )
+    name, _ = await db.run(where, tenant_id=tenant.id, write=False)
+    assert name.startswith("aisha-db-reader")
+    assert db.quick_stats["inline"] == before["inline"] + 1
+    assert db.quick_stats["requeued"] == before["requeued"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_quick_read_over_its_budget_moves_to_a_reader_thread(
+    client: Any, db: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's progress handler interrupts the overrunning statement; the unit is rolled back
+    and run again on a reader thread, which has no budget, and its answer is the real one."""
+    import threading
+    import time
+
+    tenant = await make_tenant(client.app)
+    monkeypatch.setattr(type(db), "QUICK_BUDGET", 0.002)
+    before = dict(db.quick_stats)
+    # a recursive count that takes far longer than 2 ms of SQLite's work
+    slow = text(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000)"
+        " SELECT count(*) FROM n"
+    )
+    threads: list[str] = []
+
+    def count(session: Session) -> int:
+        threads.append(threading.current_thread().name)
+        return int(session.execute(slow).scalar_one())
+
+    loop_start = time.perf_counter()
+    assert await db.run(count, tenant_id=tenant.id, write=False, quick=True) == 3_000_000
+    assert len(threads) == 2  # tried on the loop, then done on a reader thread
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith("aisha-db-reader")
+    assert db.quick_stats["requeued"] == before["requeued"] + 1
+    assert time.perf_counter() - loop_start > 0.002
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_quick_reads_own_errors_are_not_retried(client: Any, db: Any, backend: str) -> None:
+    tenant = await make_tenant(client.app)
+    calls: list[int] = []
+
+    def broken_sql(session: Session) -> None:
+        calls.append(1)
+        session.execute(text("SELECT no_such_column FROM contacts"))
+
+    def broken_code(session: Session) -> None:
+        calls.append(2)
+        raise LookupError("the unit's own failure")
+
+    with pytest.raises(DBAPIError, match="no_such_column"):
+        await db.run(broken_sql, tenant_id=tenant.id, write=False, quick=True)
+    with pytest.raises(LookupError):
+        await db.run(broken_code, tenant_id=tenant.id, write=False, quick=True)
+    assert calls == [1, 2]
+    # the loop's connection is usable afterwards and sees committed writes
+    await db.run(
+        lambda s: s.add(Contact(tenant_id=tenant.id, first_name="After")), tenant_id=tenant.id
+    )
+    names = await db.run(
+        lambda s: s.scalars(select(Contact.first_name).where(Contact.tenant_id == tenant.id)).all(),
+        tenant_id=tenant.id,
+        write=False,
+        quick=True,
+    )
+    assert names == ["After"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_quick_read_never_waits_for_a_lock(client: Any, db: Any, backend: str) -> None:
+    """The loop's connection has no busy timeout: a unit that meets a lock (here a statement
+    that needs the write lock another connection holds) is moved to a reader thread at once,
+    which waits for the lock as readers do, while the event loop goes on serving."""
+    import asyncio
+    import sqlite3
+
+    tenant = await make_tenant(client.app)
+    before = dict(db.quick_stats)
+    blocker = sqlite3.connect(db.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+
+    async def release() -> None:
+        await asyncio.sleep(0.3)
+        blocker.execute("COMMIT")
+        blocker.close()
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    releasing = asyncio.create_task(release())
+    ticking = asyncio.create_task(ticker())
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    touched = await db.run(
+        lambda s: s.execute(text("UPDATE contacts SET version = version WHERE 0")).rowcount,
+        tenant_id=tenant.id,
+        write=False,
+        quick=True,
+    )
+    waited = loop.time() - start
+    await releasing
+    ticking.cancel()
+    assert touched == 0
+    assert db.quick_stats["requeued"] == before["requeued"] + 1
+    assert waited >= 0.25  # it waited for the lock ...
+    assert ticks >= 10  # ... on a thread: the loop kept running

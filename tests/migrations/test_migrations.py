@@ -191,7 +191,7 @@ def test_search_indexes_exist_and_serve_prefix_search(empty_database: Settings) 
     indexes, not by scanning the tenant's rows: SQLite's MULTI-INDEX OR, PostgreSQL's
     BitmapOr."""
     from aisha_server.db.models.crm import SEARCH_INDEXES
-    from aisha_server.services.records import SPECS, ListParams, list_statement
+    from aisha_server.services.records import SPECS, ListParams, ScopeRule, list_statement
 
     migrate.upgrade(empty_database)
     names = _inspect(empty_database, _index_names)
@@ -232,7 +232,7 @@ def test_search_indexes_exist_and_serve_prefix_search(empty_database: Settings) 
     statement = list_statement(
         SPECS["contacts"],
         tenant,
-        [],
+        ScopeRule(),
         ListParams(q="smi"),
         {},
         "postgresql" if empty_database.is_postgres else "sqlite",

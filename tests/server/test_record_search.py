@@ -172,14 +172,14 @@ async def test_prefix_search_reads_its_indexes_under_row_level_security(
     from aisha_server import keys
     from aisha_server.auth.principal import Principal
     from aisha_server.auth.roles import Role
-    from aisha_server.services.records import SPECS, ListParams, RecordService, list_statement
+    from aisha_server.services.records import SPECS, ListParams, list_statement, scope_rule
 
     app = client.app
     tenant_id, user = await _fill_tenants(app, settings, 20_000)
     spec = SPECS["contacts"]
     actor = Principal(user_id=user.id, tenant_id=tenant_id, role=Role(role))
-    scope = RecordService._scope(spec, actor)
-    assert bool(scope) == (role == "employee")  # an employee sees own/assigned records only
+    scope = scope_rule(actor)
+    assert bool(scope.kind) == (role == "employee")  # an employee sees own/assigned records only
     statement = list_statement(spec, tenant_id, scope, ListParams(q=q), {}, "postgresql")
     db = app[keys.DB]
 

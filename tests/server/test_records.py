@@ -429,10 +429,15 @@ async def test_list_items_equal_the_record_as_read_alone(
     extra: dict[str, Any] = {"metadata": {"source": "fair", "n": [1, 2.5, None]}}
     if entity in ("accounts", "contacts", "leads"):
         extra["tags"] = ["vip", "émigré"]
+    if entity == "accounts":  # a whole amount is stored as an integer on SQLite
+        extra.update(annual_revenue="12000", employee_count=0)
+    if entity == "leads":
+        extra.update(value="-0.10", score=7)
     if entity == "opportunities":
         extra.update(close_date="2026-12-31", amount="1234.50")
-    if entity == "activities":
-        extra.update(due_date="2026-12-01T09:30:00.250000+00:00")
+    if entity == "activities":  # fractions: some, none, trailing zeros
+        extra.update(due_date="2026-12-01T09:30:00.250000+00:00",
+                     completed_at="2026-12-02T10:00:00+00:00")  # fmt: skip
     record = await create(client, entity, team.admin, **extra)
     await client.delete(f"/api/{entity}/{record['id']}", headers=team.admin)
     await client.post(f"/api/{entity}/{record['id']}/restore", headers=team.admin)
