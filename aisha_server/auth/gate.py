@@ -139,6 +139,7 @@ class AuthGate:
             lambda s: self._load_session(s, claims.user_id, claims.session_id),
             system=True,
             write=False,
+            quick=True,
         )
         self._sessions[claims.session_id] = (now, state)
         if len(self._sessions) > 50_000:
@@ -193,7 +194,7 @@ class AuthGate:
         cached = self._keys.get(hashed)
         if cached is None or now - cached[0] > self._ttl:
             state = await self._db.run(
-                lambda s: self._load_key(s, hashed), system=True, write=False
+                lambda s: self._load_key(s, hashed), system=True, write=False, quick=True
             )
             self._keys[hashed] = (now, state)
             if len(self._keys) > 50_000:

@@ -526,7 +526,8 @@ class CustomFieldService:
                 return load_definitions(session, tenant_id)
 
             grouped: dict[str, list[FieldDefinition]] = {}
-            for definition in await self._db.run(read, tenant_id=tenant_id, write=False):
+            definitions = await self._db.run(read, tenant_id=tenant_id, write=False, quick=True)
+            for definition in definitions:
                 grouped.setdefault(definition.entity, []).append(definition)
             cached = (now + self._cache_seconds, grouped)
             self._cache[tenant_id] = cached

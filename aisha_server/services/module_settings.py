@@ -136,7 +136,7 @@ class ModuleSettingsService:
         if hit is not None and now - hit[0] <= self._ttl:
             return hit[1]
         states = await self._db.run(
-            lambda s: _states(s, tenant_id), tenant_id=tenant_id, write=False
+            lambda s: _states(s, tenant_id), tenant_id=tenant_id, write=False, quick=True
         )
         if len(self._cache) > 10_000:
             self._cache.clear()

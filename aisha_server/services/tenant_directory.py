@@ -27,7 +27,9 @@ class TenantDirectory:
         if hit is not None and now - hit[0] <= self._ttl:
             found = hit[1]
         else:
-            found = await self._db.run(lambda s: self._lookup(s, ref), system=True, write=False)
+            found = await self._db.run(
+                lambda s: self._lookup(s, ref), system=True, write=False, quick=True
+            )
             self._cache[ref] = (now, found)
             if len(self._cache) > 10_000:
                 self._cache.clear()
