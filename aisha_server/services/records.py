@@ -488,37 +488,65 @@ def _scope_condition(model: type[Any], kind: str, binds: _Binds) -> ColumnElemen
     return own if department is None else or_(model.department == department, own)
 
 
-def _select(spec: EntitySpec, shape: Sequence[Any], binds: _Binds) -> Select[Any]:
+def _select(
+    spec: EntitySpec, shape: Sequence[Any], binds: _Binds
+) -> tuple[Select[Any], Select[Any]]:
+    """The page's SELECT for a plan's shape, and the COUNT of what it pages through.
+
+    SQLite pages in two steps, in one statement: the rowids of the page (narrow rows: the
+    search indexes, the row's sort key and tombstone), then the API's columns of those rows
+    only.  Read in one step, every row a search matches (hundreds for a short word) was
+    formed into the API's text and sorted whole before 50 were kept.  PostgreSQL keeps the
+    page's top rows in its top-N sort itself."""
     model = spec.model
+    table = model.__table__
     dialect = shape[1]
     conditions, index = _where(spec, shape, binds)
     _, sort_name, descending = shape[index]
     sort_col: InstrumentedAttribute[Any] = getattr(model, sort_name)
-    query: Select[Any] = select(*list_columns(spec, dialect)).where(*conditions)
     if index + 1 < len(shape) and shape[index + 1][0] == "after":
         key = tuple_(binds.take(sort_col.type), binds.take(model.id.type))
         position = tuple_(sort_col, model.id)
-        query = query.where(position < key if descending else position > key)
+        conditions.append(position < key if descending else position > key)
     order = (sort_col.desc(), model.id.desc()) if descending else (sort_col, model.id)
-    query = query.order_by(*order).limit(binds.take(Integer()))
-    if shape[-1][0] == "offset":
-        query = query.offset(binds.take(Integer()))
-    return query
+    count = select(func.count()).select_from(table).where(*conditions)
+    limit = binds.take(Integer())
+    offset = binds.take(Integer()) if shape[-1][0] == "offset" else None
+    columns = list_columns(spec, dialect)
+    if dialect == "sqlite":
+        rowid: ColumnElement[Any] = literal_column(f'"{table.name}".rowid')
+        inner = select(rowid).where(*conditions).order_by(*order).limit(limit)
+        if offset is not None:
+            inner = inner.offset(offset)
+        return select(*columns).where(rowid.in_(inner)).order_by(*order), count
+    page = select(*columns).where(*conditions).order_by(*order).limit(limit)
+    if offset is not None:
+        page = page.offset(offset)
+    return page, count
 
 
 def planned_select(spec: EntitySpec, shape: tuple[Any, ...]) -> Select[Any]:
     """The SELECT of a page's shape with bind parameters for its values, built once per shape
     (SQLAlchemy keeps the statement's cache key and compiled form with it); run it with
     `ListPlan.parameters()`."""
-    statement = _PLANNED.get(shape)
-    if statement is None:
+    return _planned(spec, shape)[0]
+
+
+def planned_count(spec: EntitySpec, shape: tuple[Any, ...]) -> Select[Any]:
+    """How many rows the page's shape pages through (its conditions, the cursor's included)."""
+    return _planned(spec, shape)[1]
+
+
+def _planned(spec: EntitySpec, shape: tuple[Any, ...]) -> tuple[Select[Any], Select[Any]]:
+    statements = _PLANNED.get(shape)
+    if statements is None:
         if len(_PLANNED) >= 2048:  # shapes are few; a flood of odd ones only costs rebuilding
             _PLANNED.clear()
-        statement = _PLANNED[shape] = _select(spec, shape, _Binds(None))
-    return statement
+        statements = _PLANNED[shape] = _select(spec, shape, _Binds(None))
+    return statements
 
 
-_PLANNED: dict[tuple[Any, ...], Select[Any]] = {}
+_PLANNED: dict[tuple[Any, ...], tuple[Select[Any], Select[Any]]] = {}
 
 
 def list_conditions(
@@ -553,13 +581,7 @@ def list_statement(
     for the same plan.  Raises Invalid/BadRequest for parameters it cannot honour.  Pure:
     benchmarks run the very same statement through a bare handler."""
     plan = plan_list(spec, tenant_id, scope, params, definitions, dialect, region=region)
-    return _select(spec, plan.shape, _Binds(plan.values))
-
-
-def count_statement(statement: Select[Any]) -> Select[Any]:
-    """How many rows a list statement's conditions match (paging removed)."""
-    inner = statement.limit(None).offset(None).order_by(None)
-    return select(func.count()).select_from(inner.with_only_columns(literal_column("1")).subquery())
+    return _select(spec, plan.shape, _Binds(plan.values))[0]
 
 
 # -- normalisation (emails, phones) ---------------------------------------------------------
@@ -1195,12 +1217,13 @@ class RecordService:
             )
             total = -1
             if params.include_total:
-                total = int(session.scalar(count_statement(statement), values) or 0)
+                total = int(session.scalar(planned_count(spec, current.shape), values) or 0)
             return RecordPage(Page(items, total, limit, params.offset), next_cursor)
 
-        # a page is a bounded indexed read; a count or a deep offset may take longer (the
-        # database moves an overrunning quick read to a thread)
-        return await self._db.run(read, tenant_id=tenant_id, write=False, quick=True)
+        # a page is a bounded indexed read (the database moves one that overruns to a thread);
+        # a count, a contains-search or a deep offset reads rows in proportion to the tenant
+        quick = not (params.include_total or params.match == "contains" or params.offset > 1000)
+        return await self._db.run(read, tenant_id=tenant_id, write=False, quick=quick)
 
     # update ----------------------------------------------------------------------------------
     async def update(

@@ -245,6 +245,16 @@ async def test_lists_page_sort_filter_and_search(client: Any, team: Team) -> Non
         await client.get("/api/accounts?industry=Tech&include_total=true", headers=team.admin)
     ).json()
     assert tech["pagination"]["total"] == 3 and all(a["industry"] == "Tech" for a in tech["data"])
+    # the total counts every match, not the page (and, after a cursor, what is left)
+    one = await (
+        await client.get("/api/accounts?limit=1&include_total=true", headers=team.admin)
+    ).json()
+    assert one["pagination"]["total"] == 7 and len(one["data"]) == 1
+    rest = await (await client.get(
+        f"/api/accounts?limit=1&include_total=true&cursor={one['pagination']['next_cursor']}",
+        headers=team.admin,
+    )).json()  # fmt: skip
+    assert rest["pagination"]["total"] == 6 and rest["data"][0]["name"] == "Foxtrot"
     found = await (await client.get("/api/accounts?q=ALP", headers=team.admin)).json()
     assert [a["name"] for a in found["data"]] == ["alpha"]
     by_email = await (await client.get("/api/accounts?q=echo@", headers=team.admin)).json()

@@ -47,7 +47,8 @@ class Record(Versioned):
 
 def _scope_indexes(table: str) -> tuple[Index, ...]:
     return (
-        Index(f"ix_{table}_tenant_updated", "tenant_id", "updated_at", "id"),
+        # lists: in order, keyset cursor, tombstones - all from the index (migration 0009)
+        Index(f"ix_{table}_tenant_updated", "tenant_id", "updated_at", "id", "deleted_at"),
         Index(f"ix_{table}_tenant_owner", "tenant_id", "owner_id"),
         Index(f"ix_{table}_tenant_assigned", "tenant_id", "assigned_to"),
         Index(f"ix_{table}_tenant_department", "tenant_id", "department"),
