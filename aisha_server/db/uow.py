@@ -131,16 +131,15 @@ def select_rows(
     whose columns need no result processing (services/records.list_columns) and statements
     built once and kept (services/records.planned_select).
 
-    SQLite: the statement is compiled once and run straight on the driver's connection, in
-    the unit's transaction; SQLAlchemy's execute (parameter and result handling around the
-    driver call) cost about as much as the query itself for a page of 50.  PostgreSQL: through
-    SQLAlchemy."""
+    The statement is compiled once and run straight on the driver's connection, in the unit's
+    transaction: SQLAlchemy's execute (parameter and result handling around the driver call)
+    cost about as much as the query itself for a page of 50 on SQLite.  PostgreSQL: asyncpg's
+    `fetch` through the greenlet bridge, as the unit's own statements run."""
     connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return connection.execute(statement, parameters).all()
     entry = _COMPILED.get(id(statement))
-    if entry is None or entry.statement is not statement:
-        entry = _DriverStatement.of(statement, connection.dialect)
+    dialect = connection.dialect
+    if entry is None or entry.statement is not statement or entry.dialect != dialect.name:
+        entry = _DriverStatement.of(statement, dialect)
         if len(_COMPILED) >= 4096:
             _COMPILED.clear()
         _COMPILED[id(statement)] = entry
@@ -148,17 +147,22 @@ def select_rows(
         return connection.execute(statement, parameters).all()
     values = entry.compiled.construct_params(parameters)
     arguments = [values[n] if f is None else f(values[n]) for n, f in entry.order]
-    driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+    driver: Any = connection.connection.driver_connection
+    if dialect.name == "postgresql":
+        records: list[Sequence[Any]] = await_only(driver.fetch(entry.sql, *arguments))
+        return records
     rows: list[Sequence[Any]] = driver.execute(entry.sql, arguments).fetchall()
     return rows
 
 
 @dataclass(frozen=True, slots=True)
 class _DriverStatement:
-    """A statement compiled for SQLite's driver: its SQL (None when it needs SQLAlchemy at
-    each execution) and its positional parameters with their bind processors."""
+    """A statement compiled for the driver (sqlite3's `?` or asyncpg's `$n`): its SQL (None
+    when it needs SQLAlchemy at each execution) and its positional parameters with their bind
+    processors."""
 
     statement: Select[Any]
+    dialect: str
     compiled: SQLCompiler
     sql: str | None
     order: list[tuple[str, Callable[[Any], Any] | None]]
@@ -179,7 +183,7 @@ class _DriverStatement:
         plain = positions is not None and not (
             compiled.literal_execute_params or compiled.post_compile_params
         )
-        return cls(statement, compiled, compiled.string if plain else None, order)
+        return cls(statement, dialect.name, compiled, compiled.string if plain else None, order)
 
 
 # id(statement) -> its driver form (the statement is kept in the entry, so the id stays its own)

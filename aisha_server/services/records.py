@@ -712,10 +712,11 @@ def list_columns(spec: EntitySpec, dialect: str) -> list[ColumnElement[Any]]:
     """The columns a list selects, in `_view_names` order, as close to the API's JSON as the
     database can give them.  SQLite: UUIDs and timestamps come back as the API's text, formed
     by SQLite from the stored text (`_uuid_sql`, `_timestamp_sql`: no per-value UUID, datetime
-    or regex work in Python), JSON documents as their stored text.  PostgreSQL: the JSON
-    documents come back as text (`::text`; the driver would otherwise parse three documents
-    per row with the stdlib json module, ~8% of a page's CPU).  `row_viewer` wraps the JSON
-    text for orjson."""
+    or regex work in Python), JSON documents as their stored text.  PostgreSQL: every value but
+    text and integers comes back as the API's text (`::text`, `_pg_timestamp_sql`): the driver
+    would otherwise build a UUID, datetime or Decimal per value, parse three JSON documents
+    per row with the stdlib json module (~8% of a page's CPU), and orjson hand the driver's
+    own UUID type back to Python.  `row_viewer` wraps the JSON text for orjson."""
     key = (spec.name, dialect)
     cached = _COLUMNS.get(key)
     if cached is None:
@@ -731,7 +732,10 @@ def list_columns(spec: EntitySpec, dialect: str) -> list[ColumnElement[Any]]:
             elif dialect == "sqlite" and isinstance(column.type, JSON | Numeric | Date):
                 # as stored: JSON text, a number, 'YYYY-MM-DD' (row_viewer)
                 cached.append(type_coerce(column, String()).label(name))
-            elif dialect == "postgresql" and isinstance(column.type, JSON):
+            elif dialect == "postgresql" and isinstance(column.type, UTCDateTime):
+                cached.append(literal_column(_pg_timestamp_sql(stored), String()).label(name))
+            elif dialect == "postgresql" and isinstance(column.type, JSON | Uuid | Numeric | Date):
+                # text: JSON documents, 8-4-4-4-12 ids, money at its scale ("12000.50"), dates
                 cached.append(cast(column, Text()).label(name))
             else:
                 cached.append(column)
@@ -759,6 +763,17 @@ def _timestamp_sql(stored: str) -> str:
         f"CASE WHEN rtrim(substr({stored}, 21), '0') = '' "
         f"THEN {day}substr({stored}, 12, 8) || '+00:00' "
         f"ELSE {day}{clock} || '+00:00' END"
+    )
+
+
+def _pg_timestamp_sql(stored: str) -> str:
+    """PostgreSQL: a timestamptz in the API's ISO form in UTC, the fraction left out when it is
+    zero, as orjson writes a datetime (NULL stays)."""
+    utc = f"({stored} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN date_trunc('second', {stored}) = {stored} THEN '' "
+        f"ELSE to_char({utc}, '.US') END || '+00:00'"
     )
 
 
