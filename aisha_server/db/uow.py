@@ -34,7 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, create_engine, event, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -260,8 +260,16 @@ class SQLiteDatabase(Database):
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="aisha-db-reader")
         self._write_sessions = sessionmaker(self.writer_engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.reader_engine, expire_on_commit=False)
-        self._quick_sessions = sessionmaker(self.quick_engine, expire_on_commit=False)
+        self._quick_connection: Connection | None = None  # kept checked out (loop thread)
         self.quick_stats = {"inline": 0, "requeued": 0}
+
+    def _quick_bind(self) -> Connection:
+        """The loop's connection, checked out once and kept: a quick unit's session binds to
+        it, sparing each read the pool's checkout, reset and checkin."""
+        connection = self._quick_connection
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._quick_connection = self.quick_engine.connect()
+        return connection
 
     def _budgeted(self, dbapi_connection: Any, _record: Any) -> None:
         """The quick connection never waits for a lock and stops past the unit's deadline."""
@@ -322,7 +330,10 @@ class SQLiteDatabase(Database):
         self._deadline = time.perf_counter() + self.QUICK_BUDGET
         self._cpu_deadline = time.thread_time() + self.QUICK_BUDGET
         try:
-            with self._quick_sessions() as session, session.begin():
+            with (
+                Session(bind=self._quick_bind(), expire_on_commit=False) as session,
+                session.begin(),
+            ):
                 result = fn(session)
         except (OperationalError, sqlite3.OperationalError) as exc:
             # SQLAlchemy's wrapper, or the driver's own error (select_rows)
@@ -373,6 +384,8 @@ class SQLiteDatabase(Database):
         self._readers.shutdown(wait=True)
         self.writer_engine.dispose()
         self.reader_engine.dispose()
+        if self._quick_connection is not None:
+            self._quick_connection.close()
         self.quick_engine.dispose()
 
 

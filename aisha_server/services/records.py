@@ -725,7 +725,11 @@ def list_columns(spec: EntitySpec, dialect: str) -> list[ColumnElement[Any]]:
         for name in _view_names(spec):
             column = table.c[name]
             stored = f'"{table.name}"."{name}"'
-            if dialect == "sqlite" and isinstance(column.type, Uuid):
+            if dialect == "sqlite" and isinstance(column.type, Uuid) and name != "id":
+                # stored hex; row_viewer dashes it from a memo (tenant, owners, assignees and
+                # links repeat from row to row)
+                cached.append(type_coerce(column, String()).label(name))
+            elif dialect == "sqlite" and isinstance(column.type, Uuid):
                 cached.append(literal_column(_uuid_sql(stored), String()).label(name))
             elif dialect == "sqlite" and isinstance(column.type, UTCDateTime):
                 cached.append(literal_column(_timestamp_sql(stored), String()).label(name))
@@ -744,6 +748,23 @@ def list_columns(spec: EntitySpec, dialect: str) -> list[ColumnElement[Any]]:
 
 
 _COLUMNS: dict[tuple[str, str], list[ColumnElement[Any]]] = {}
+
+
+def _dashed(value: str | None) -> str | None:
+    """SQLite: a UUID's stored 32 hex digits in the API's 8-4-4-4-12 form, memoised."""
+    if value is None:
+        return None
+    text = _DASHED.get(value)
+    if text is None:
+        if len(_DASHED) >= 100_000:
+            _DASHED.clear()
+        text = _DASHED[value] = (
+            f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        )
+    return text
+
+
+_DASHED: dict[str, str] = {}
 
 
 def _uuid_sql(stored: str) -> str:
@@ -803,6 +824,8 @@ def row_viewer(spec: EntitySpec, dialect: str) -> Callable[[Any], dict[str, Any]
         kind = table.c[name].type
         if isinstance(kind, JSON):  # text on both backends (list_columns)
             converters.append((index, _json_text))
+        elif dialect == "sqlite" and isinstance(kind, Uuid) and name != "id":
+            converters.append((index, _dashed))
         elif dialect == "sqlite" and isinstance(kind, Numeric):
             # the text SQLAlchemy's Decimal of the stored number prints (money: "12000.50")
             converters.append((index, _fixed_point(kind.scale or 0)))

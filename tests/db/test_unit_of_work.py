@@ -238,6 +238,10 @@ async def test_a_quick_read_over_its_budget_moves_to_a_reader_thread(
     assert threads[1].startswith("aisha-db-reader")
     assert db.quick_stats["requeued"] == before["requeued"] + 1
     assert time.perf_counter() - loop_start > 0.002
+    # the loop's connection (kept checked out) was rolled back and serves the next read
+    assert await db.run(lambda s: s.execute(text("SELECT 7")).scalar_one(),
+                        tenant_id=tenant.id, write=False, quick=True) == 7  # fmt: skip
+    assert db.quick_stats["inline"] == before["inline"] + 1
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
