@@ -30,7 +30,6 @@ import orjson
 
 from aisha_desktop.client.csv_io import (
     IMPORT_TIMEOUT,
-    ColumnSelector,
     ExportProgress,
     ExportProgressCallback,
     ExportResult,
@@ -442,17 +441,15 @@ class ApiClient:
         destination: Path | str,
         *,
         params: Mapping[str, Any] | None = None,
-        columns: Sequence[str] | None = None,
         progress: ExportProgressCallback | None = None,
     ) -> ExportResult:
-        """Stream `GET /api/<entity>/export` (`params`: q, match, filters as on the list)
-        into `destination`, keeping only `columns` (header names, in that order) when given.
-        The file is written as `<destination>.part` and renamed when complete; a failure or a
-        cancel removes it, so no partial export is left behind."""
+        """Stream `GET /api/<entity>/export` (`params`: q, match, filters, sort and columns,
+        as the server takes them) into `destination`.  The file is written as
+        `<destination>.part` and renamed when complete; a failure or a cancel removes it, so no
+        partial export is left behind."""
         target = Path(destination)
         partial = target.with_name(target.name + ".part")
         path = f"{_entity_path(entity)}/export"
-        selector = ColumnSelector(columns) if columns else None
         counter = RecordCounter()
         written = 0
         head = b""  # the stream's start, until its header line is complete
@@ -473,29 +470,22 @@ class ApiClient:
                             if b"\n" not in head:
                                 head += chunk
                             counter.feed(chunk)
-                            out = chunk if selector is None else selector.feed(chunk)
-                            await write(handle, out)
+                            await write(handle, chunk)
                             if progress is not None:
                                 progress(ExportProgress(written, max(counter.records - 1, 0)))
-                    if selector is not None:
-                        await write(handle, selector.finish())
                 finally:
                     await asyncio.to_thread(handle.close)
             finally:
                 await response.aclose()
             await asyncio.to_thread(partial.replace, target)
-        except ValueError as exc:  # the column selector: a column the export lacks
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise ClientError(str(exc)) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 partial.unlink()
             raise
-        rows = selector.rows if selector is not None else max(counter.records - 1, 0)
+        rows = max(counter.records - 1, 0)
         if progress is not None:
             progress(ExportProgress(written, rows))
-        chosen = selector.columns if selector is not None else header_of(head)
+        chosen = header_of(head)
         return ExportResult(target, rows, written, chosen)
 
     # -- sync ------------------------------------------------------------------------------

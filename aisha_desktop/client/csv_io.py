@@ -1,6 +1,6 @@
 """CSV import and export over the API (Qt-free): the typed import report, the multipart
 upload body (streamed in slices so its progress can be shown and a cancel stops it), and the
-export stream's row counting and column selection.
+export stream's row counting and header.
 
 The server (`POST /api/<entity>/import`, `GET /api/<entity>/export`) imports all or nothing by
 default: a file with a bad row is refused whole with a 422 `import_rejected` naming the bad
@@ -9,11 +9,10 @@ rows, which the client raises as `ImportRejected` carrying them as a report.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -235,48 +234,6 @@ def record_end(text: str) -> int:
                 end = position + found + 1
         position += len(part) + 1
     return end
-
-
-class ColumnSelector:
-    """Keeps only the `wanted` columns (by header name, in that order) of a CSV byte stream:
-    the server's export has no column choice, so the client narrows it as it streams."""
-
-    def __init__(self, wanted: Sequence[str]) -> None:
-        if not wanted:
-            raise ValueError("choose at least one column")
-        self.wanted = list(wanted)
-        self.rows = 0
-        self.columns: tuple[str, ...] = ()
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._pending = ""
-        self._indices: list[int] | None = None
-
-    def feed(self, chunk: bytes, *, final: bool = False) -> bytes:
-        text = self._pending + self._decoder.decode(chunk, final)
-        end = len(text) if final else record_end(text)
-        complete, self._pending = text[:end], text[end:]
-        if not complete.strip():
-            return b""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        for cells in csv.reader(io.StringIO(complete, newline="")):
-            if self._indices is None:
-                header = [c.strip() for c in cells]
-                missing = [w for w in self.wanted if w not in header]
-                if missing:
-                    raise ValueError(f"the export has no column {', '.join(missing)}")
-                self._indices = [header.index(w) for w in self.wanted]
-                self.columns = tuple(self.wanted)
-                writer.writerow(self.wanted)
-                continue
-            if not cells:
-                continue
-            writer.writerow([cells[i] if i < len(cells) else "" for i in self._indices])
-            self.rows += 1
-        return out.getvalue().encode()
-
-    def finish(self) -> bytes:
-        return self.feed(b"", final=True)
 
 
 def header_of(first_chunk: bytes) -> tuple[str, ...]:

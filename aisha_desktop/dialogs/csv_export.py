@@ -3,13 +3,14 @@ them, every column or the view's visible ones, streamed from the server into a f
 operator chooses, with progress (rows and bytes) and cancel.  The file is written under a
 temporary name and only appears when complete: a cancel or a failure leaves nothing behind.
 
-The server exports in its own order (by record id) and has no column choice: the visible
-columns are picked out of the stream by the client (`client.csv_io.ColumnSelector`)."""
+The server writes the chosen columns in the view's sort order when the view is sorted on a
+field the server exports in order (`EXPORT_SORTS`); otherwise by record id, and the dialog
+says so."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,15 @@ from aisha_desktop.models.fields import STATUSES, column_title
 
 # the list filters the export takes besides `q` (the server's EntitySpec.filters we use)
 EXPORT_FILTERS = frozenset({"status"})
+# the fields the server exports in order, per entity (its EntitySpec.sortable: indexed fields)
+EXPORT_SORTS: dict[str, frozenset[str]] = {
+    "accounts": frozenset({"updated_at", "created_at", "name"}),
+    "contacts": frozenset({"updated_at", "created_at", "last_name", "email"}),
+    "leads": frozenset({"updated_at", "created_at", "email"}),
+    "opportunities": frozenset({"updated_at", "created_at", "close_date"}),
+    "activities": frozenset({"updated_at", "created_at", "due_date"}),
+    "notes": frozenset({"updated_at", "created_at"}),
+}
 Confirm = Callable[[str, str], bool]
 
 
@@ -65,9 +75,23 @@ def exportable(entity: str) -> tuple[str, ...]:
     return ("id", *IMPORT_FIELDS[entity], *COMMON_IMPORT_FIELDS, "created_at", "updated_at")
 
 
-def export_params(scope: ViewScope, *, use_view: bool, formula_escape: bool) -> dict[str, Any]:
+def export_sort(entity: str, scope: ViewScope) -> str | None:
+    """The view's sort when the server can export in it, else None (by record id)."""
+    name = scope.sort.lstrip("-")
+    return scope.sort if name and name in EXPORT_SORTS.get(entity, ()) else None
+
+
+def export_params(
+    entity: str,
+    scope: ViewScope,
+    *,
+    use_view: bool,
+    formula_escape: bool,
+    columns: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """The export's query: the view's search (every word, anywhere in the searched fields,
-    as the view searches) and filters, or nothing for all rows."""
+    as the view searches) and filters, or nothing for all rows; the view's sort when the
+    server can export in it; the chosen columns (None: all)."""
     params: dict[str, Any] = {"formula_escape": formula_escape}
     if use_view:
         if scope.search.strip():
@@ -76,7 +100,25 @@ def export_params(scope: ViewScope, *, use_view: bool, formula_escape: bool) -> 
         for name, value in scope.filters.items():
             if name in EXPORT_FILTERS and value not in (None, ""):
                 params[name] = value
+    sort = export_sort(entity, scope)
+    if sort is not None:
+        params["sort"] = sort
+    if columns:
+        params["columns"] = ",".join(columns)
     return params
+
+
+def describe_order(entity: str, scope: ViewScope) -> str:
+    name = scope.sort.lstrip("-")
+    if not name:
+        return "Rows come in record-id order."
+    direction = "descending" if scope.sort.startswith("-") else "ascending"
+    if export_sort(entity, scope) is not None:
+        return f"Rows come sorted as the view: by {column_title(name)}, {direction}."
+    return (
+        f"The view's sort (by {column_title(name)}) is not one the server exports in; rows come "
+        "in record-id order."
+    )
 
 
 def describe_scope(entity: str, plural: str, scope: ViewScope) -> str:
@@ -124,9 +166,9 @@ class CsvExportDialog(QDialog):
         rows_group.addButton(self.all_rows)
         (self.view_rows if self.scope.narrowed else self.all_rows).setChecked(True)
         order = QLabel(
-            "Rows come in the server's export order (by record id); the view's sort does not "
-            "apply. Your data scope applies as on the list."
+            describe_order(self.entity, self.scope) + " Your data scope applies as on the list."
         )
+        order.setObjectName("order")
         order.setWordWrap(True)
         order.setStyleSheet("color: #555; font-size: 11px;")
         rows_box = QGroupBox("Rows")
@@ -258,15 +300,16 @@ class CsvExportDialog(QDialog):
         show_banner(self.status, "")
         self.exported = None
         self.transfer.start("Waiting for the server…")
-        columns = self.visible if self.visible_columns.isChecked() else None
         params = export_params(
+            self.entity,
             self.scope,
             use_view=self.view_rows.isChecked(),
             formula_escape=self.formula_escape.isChecked(),
+            columns=self.visible if self.visible_columns.isChecked() else None,
         )
         try:
             self.exported = await self.api.export_csv(
-                self.entity, target, params=params, columns=columns, progress=self._progress
+                self.entity, target, params=params, progress=self._progress
             )
         except asyncio.CancelledError:
             show_banner(self.status, "Export cancelled: no file was written.", BANNER_INFO)

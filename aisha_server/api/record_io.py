@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from aisha_server import keys
 from aisha_server.api.context import principal, tenant_for
-from aisha_server.api.records import FIELD_TYPES, _body_model
+from aisha_server.api.records import FIELD_TYPES, Moment, _body_model, list_selection
 from aisha_server.api.routing import Routes, parse_model, raise_invalid, read_limited
 from aisha_server.envelope import success
 from aisha_server.errors import BadRequest, PayloadTooLarge
@@ -20,8 +20,9 @@ from aisha_server.services.record_io import (
     MAX_BULK_IDS,
     ExportParams,
     ImportOptions,
+    export_record_columns,
 )
-from aisha_server.services.records import SPECS, EntitySpec
+from aisha_server.services.records import SPECS, EntitySpec, ListParams
 
 routes = Routes()
 
@@ -118,11 +119,34 @@ async def _read_import(request: web.Request, limit: int) -> tuple[bytes, dict[st
 
 
 def _export_query(spec: EntitySpec) -> type[BaseModel]:
+    columns = ", ".join(export_record_columns(spec))
     fields: dict[str, Any] = {
         "q": (str | None, Field(None, max_length=200, description="as on the list")),
         "match": (Literal["prefix", "contains"], Field("prefix", description="as on the list")),
         "owner_id": (uuid.UUID | None, None),
         "assigned_to": (uuid.UUID | None, None),
+        "created_from": (Moment | None, None),
+        "created_to": (Moment | None, None),
+        "updated_from": (Moment | None, None),
+        "updated_to": (Moment | None, None),
+        "sort": (
+            str | None,
+            Field(
+                None,
+                max_length=100,
+                description=f"as on the list: one of {list(spec.sortable)}, '-' first for"
+                " descending; records with no value come last. Default: by id",
+            ),
+        ),
+        "columns": (
+            str | None,
+            Field(
+                None,
+                max_length=4_000,
+                description=f"comma-separated, in the order wanted: {columns}, and cf.<name> for"
+                " custom fields. Default: all of them, then every live custom field",
+            ),
+        ),
         "tenant_id": (str | None, None),
         "formula_escape": (
             bool,
@@ -135,8 +159,9 @@ def _export_query(spec: EntitySpec) -> type[BaseModel]:
     }
     for name in spec.filters:
         fields[name] = (FIELD_TYPES[name] | None, None)
+    # extra="allow" only so `cf.<name>=value` custom-field filters get through, as on the list
     model: type[BaseModel] = create_model(
-        f"{spec.singular.capitalize()}ExportQuery", __config__=ConfigDict(extra="forbid"), **fields
+        f"{spec.singular.capitalize()}ExportQuery", __config__=ConfigDict(extra="allow"), **fields
     )
     return model
 
@@ -210,16 +235,17 @@ def _mount(spec: EntitySpec) -> None:
         assert tenant_id is not None
         service = request.app[keys.RECORD_IO_SERVICE]
         who = principal(request)
+        columns = None
+        if query.columns is not None:
+            columns = tuple(c.strip() for c in query.columns.split(",") if c.strip())
         params = ExportParams(
-            q=query.q,
-            match=query.match,
-            equals={f: getattr(query, f) for f in filters if getattr(query, f) is not None},
-            owner_id=query.owner_id,
-            assigned_to=query.assigned_to,
+            selection=ListParams(**list_selection(query, filters)),
+            sort=query.sort,
+            columns=columns,
             formula_escape=query.formula_escape,
         )
-        found, columns, custom = await service.export_columns(who, tenant_id, spec.name)
-        chunks = service.export_batches(who, tenant_id, found, columns, custom, params)
+        plan = await service.export_plan(who, tenant_id, spec.name, params)
+        chunks = service.export_batches(plan)
         first = await anext(chunks)  # filter errors surface before the 200 is sent
         response = web.StreamResponse(
             headers={

@@ -10,6 +10,7 @@ from one field table) so validation and the OpenAPI document name the real field
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -155,6 +156,39 @@ def _query_model(spec: EntitySpec) -> type[BaseModel]:
     return model
 
 
+def custom_filters(query: BaseModel) -> dict[str, str]:
+    """The `cf.<name>=value` custom-field filters of a list or export query (a model with
+    extra="allow" for them); any other unknown parameter is refused."""
+    extras = query.model_extra or {}
+    unknown = sorted(k for k in extras if not k.startswith("cf.") or len(k) == 3)
+    if unknown:
+        raise Invalid(
+            "Invalid query parameters: " + ", ".join(unknown),
+            details=[{"field": k, "message": "unknown parameter"} for k in unknown],
+        )
+    custom = {k[3:]: v for k, v in extras.items()}
+    if any(not isinstance(v, str) for v in custom.values()):
+        raise Invalid("Invalid query parameters: a cf. filter takes one value")
+    return custom
+
+
+def list_selection(query: Any, filters: Sequence[str]) -> dict[str, Any]:
+    """Which records a list or export query selects, as `ListParams` fields: search, the
+    entity's `filters`, owner and assignee, date ranges and custom-field filters."""
+    return {
+        "q": query.q,
+        "match": query.match,
+        "equals": {f: getattr(query, f) for f in filters if getattr(query, f) is not None},
+        "owner_id": query.owner_id,
+        "assigned_to": query.assigned_to,
+        "created_from": query.created_from,
+        "created_to": query.created_to,
+        "updated_from": query.updated_from,
+        "updated_to": query.updated_to,
+        "custom": custom_filters(query),
+    }
+
+
 class CreateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     confirm_duplicate: bool = Field(
@@ -184,16 +218,7 @@ def _mount(spec: EntitySpec) -> None:
 
     @routes.get(base, summary=f"List {spec.name} (data scope applies)", tags=tags, query=list_query)
     async def list_records(request: web.Request, query: Any) -> web.Response:
-        extras = query.model_extra or {}
-        unknown = sorted(k for k in extras if not k.startswith("cf.") or len(k) == 3)
-        if unknown:
-            raise Invalid(
-                "Invalid query parameters: " + ", ".join(unknown),
-                details=[{"field": k, "message": "unknown parameter"} for k in unknown],
-            )
-        custom = {k[3:]: v for k, v in extras.items()}
-        if any(not isinstance(v, str) for v in custom.values()):
-            raise Invalid("Invalid query parameters: a cf. filter takes one value")
+        selection = list_selection(query, filters)
         tenant_id = await tenant_for(request, query.tenant_id)
         assert tenant_id is not None
         params = ListParams(
@@ -201,18 +226,9 @@ def _mount(spec: EntitySpec) -> None:
             offset=query.offset,
             cursor=query.cursor,
             sort=query.sort,
-            q=query.q,
-            match=query.match,
-            equals={f: getattr(query, f) for f in filters if getattr(query, f) is not None},
-            owner_id=query.owner_id,
-            assigned_to=query.assigned_to,
-            created_from=query.created_from,
-            created_to=query.created_to,
-            updated_from=query.updated_from,
-            updated_to=query.updated_to,
             deleted=query.deleted,
             include_total=query.include_total,
-            custom=custom,
+            **selection,
         )
         result = await request.app[service_key].list(
             principal(request), tenant_id, spec.name, params

@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import JSON, Column, ColumnElement, func, or_, select
+from sqlalchemy import JSON, Column, ColumnElement, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
@@ -48,6 +48,7 @@ from aisha_server.db.models.crm import Record
 from aisha_server.db.models.sync import SyncChange
 from aisha_server.db.uow import Database
 from aisha_server.errors import BadRequest, Invalid, PayloadTooLarge
+from aisha_server.services import search
 from aisha_server.services.csv_text import decode_csv
 from aisha_server.services.custom_fields import (
     CustomFieldService,
@@ -57,6 +58,7 @@ from aisha_server.services.custom_fields import (
 )
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.records import (
+    DEFAULT_REGION,
     RELATED_TYPES,
     SPECS,
     EntitySpec,
@@ -65,6 +67,7 @@ from aisha_server.services.records import (
     _empty,
     list_conditions,
     normalise_email,
+    parse_sort,
     record_view,
     scope_rule,
     tenant_region,
@@ -154,13 +157,30 @@ class BulkResult:
 
 @dataclass(frozen=True)
 class ExportParams:
-    q: str | None = None
-    match: str = "prefix"  # as on lists: "prefix" or "contains"
-    equals: Mapping[str, Any] = field(default_factory=dict)
-    owner_id: uuid.UUID | None = None
-    assigned_to: uuid.UUID | None = None
+    """What an export writes: the rows a list with `selection` shows (its filters, custom-field
+    filters, date ranges, search and the caller's data scope; its paging and sort are not
+    used), in `sort` order (a list's sort: a sortable field, `-` for descending; None: by id,
+    the cheapest walk), with `columns` (record columns and `cf.<name>`, in that order; None:
+    every record column, then every live custom field)."""
+
+    selection: ListParams = field(default_factory=ListParams)
+    sort: str | None = None
+    columns: tuple[str, ...] | None = None
     # quote cells a spreadsheet would run as formulas (off for machine round trips)
     formula_escape: bool = True
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """A checked export (`RecordIOService.export_plan`): what `export_batches` reads and writes."""
+
+    spec: EntitySpec
+    tenant_id: uuid.UUID
+    header: tuple[str, ...]
+    conditions: tuple[ColumnElement[bool], ...]
+    sort: str | None  # a sortable column, or None: by id
+    descending: bool
+    formula_escape: bool
 
 
 # -- normalisation fast paths (each proven equal to the slow path by tests) --------------------
@@ -344,6 +364,11 @@ def parse_csv(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 def _mappable(spec: EntitySpec) -> tuple[str, ...]:
     return tuple(f for f in spec.writable if f not in NOT_MAPPABLE)
+
+
+def export_record_columns(spec: EntitySpec) -> tuple[str, ...]:
+    """The record columns an export can write, in their default order (custom fields follow)."""
+    return ("id", *_mappable(spec), "created_at", "updated_at")
 
 
 def resolve_mapping(
@@ -1093,75 +1118,126 @@ class RecordIOService:
         return {row.id: row for row in session.scalars(query)}
 
     # -- export ------------------------------------------------------------------------------
-    async def export_columns(
-        self, actor: Principal, tenant_id: uuid.UUID, entity: str
-    ) -> tuple[EntitySpec, list[str], list[str]]:
-        """Checks the caller may export; the spec, record columns and custom field names."""
+    async def export_plan(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, params: ExportParams
+    ) -> ExportPlan:
+        """Checks the caller may export and that the columns, sort and filters can be honoured
+        (Invalid/BadRequest before anything is written), and plans the export."""
         spec = await self._records._prepare(actor, tenant_id, entity, "export")
-        definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
-        custom = [d.field_name for d in definitions if not d.is_archived]
-        columns = ["id", *_mappable(spec), "created_at", "updated_at"]
-        return spec, columns, custom
+        definitions = {
+            d.field_name: d
+            for d in await self._custom_fields.definitions_for(tenant_id, spec.singular)
+        }
+        live = [name for name, d in definitions.items() if not d.is_archived]
+        record_columns = export_record_columns(spec)
+        header = params.columns
+        if header is None:
+            header = (*record_columns, *(f"cf.{name}" for name in live))
+        _check_export_columns(spec, header, record_columns, live)
+        sort: str | None = None
+        descending = False
+        if params.sort is not None:
+            sort, descending = parse_sort(spec, params.sort)
+        selection = params.selection
+        region = DEFAULT_REGION
+        if selection.match == "prefix" and any(
+            search.is_phone_word(w) for w in search.words(selection.q)
+        ):  # phone prefixes depend on the tenant's country, as on the list
+            region = await self._db.run(
+                lambda s: tenant_region(s, tenant_id), tenant_id=tenant_id, write=False
+            )
+        conditions = list_conditions(
+            spec, tenant_id, scope_rule(actor), selection, definitions, self._db.dialect,
+            region=region,
+        )  # fmt: skip
+        return ExportPlan(
+            spec, tenant_id, tuple(header), tuple(conditions), sort, descending,
+            params.formula_escape,
+        )  # fmt: skip
 
     async def export_batches(
-        self,
-        actor: Principal,
-        tenant_id: uuid.UUID,
-        spec: EntitySpec,
-        columns: Sequence[str],
-        custom: Sequence[str],
-        params: ExportParams,
-        *,
-        batch: int = EXPORT_BATCH,
+        self, plan: ExportPlan, *, batch: int = EXPORT_BATCH
     ) -> AsyncIterator[bytes]:
         """CSV text, header first, then one chunk per keyset batch of `batch` records: one
         short read each (the columns only, no ORM objects), so memory stays flat whatever the
-        size of the export."""
-        model = spec.model
-        conditions = _export_conditions(spec, actor, tenant_id, params, self._db.dialect)
-        table = model.__table__
-        selected = [table.c[name] for name in columns]
-        if custom:
-            selected.append(table.c["custom_fields"])
+        size of the export.
+
+        In `plan.sort` order, the keyset being (sort value, id); records whose sort value is
+        empty come last, by id, whichever the direction (as in a spreadsheet)."""
+        table = plan.spec.model.__table__
         id_column = table.c["id"]
-        escape = params.formula_escape
+        # the row read: the record columns written, the custom fields' document, then the
+        # keyset's sort value and id
+        names = [h for h in plan.header if not h.startswith("cf.")]
+        selected: list[Any] = [table.c[n] for n in names]
+        custom_at = len(selected)
+        with_custom = any(h.startswith("cf.") for h in plan.header)
+        if with_custom:
+            selected.append(table.c["custom_fields"])
+        sort_column = table.c[plan.sort] if plan.sort is not None else None
+        selected += [
+            (sort_column if sort_column is not None else id_column).label("export_sort_key"),
+            id_column.label("export_id_key"),
+        ]
+        cells_of: list[tuple[bool, Any]] = [
+            (True, h[3:]) if h.startswith("cf.") else (False, names.index(h)) for h in plan.header
+        ]
+        escape = plan.formula_escape
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        header = [*columns, *(f"cf.{c}" for c in custom)]
+        header = list(plan.header)
         writer.writerow([escape_formula(h) for h in header] if escape else header)
         yield out.getvalue().encode()
-        width = len(columns)
-        last: uuid.UUID | None = None
-        while True:
-            after = last
 
-            def read(
-                session: Session, after: uuid.UUID | None = after
-            ) -> tuple[list[list[str]], uuid.UUID | None]:
-                query = select(*selected).where(*conditions)
-                if after is not None:
-                    query = query.where(id_column > after)
-                found = session.execute(query.order_by(id_column).limit(batch)).all()
-                lines = []
-                for row in found:
-                    cells = [_cell(v) for v in row[:width]]
-                    if custom:
-                        stored = row[width] or {}
-                        cells.extend(_cell(stored.get(c)) for c in custom)
-                    if escape:
-                        cells = [escape_formula(c) if c else c for c in cells]
-                    lines.append(cells)
-                return lines, (found[-1][0] if found else None)
+        # the walk: (sort value, id) over the records with a value, then by id over the empty
+        # ones (a sort column that can be empty), or by id alone (no sort)
+        phases: list[bool] = [True, False] if sort_column is not None else [False]
+        if sort_column is not None and not sort_column.nullable:
+            phases = [True]
+        for by_value in phases:
+            after: tuple[Any, Any] | None = None
+            while True:
+                query = select(*selected).where(*plan.conditions)
+                if by_value:
+                    assert sort_column is not None
+                    query = query.where(sort_column.is_not(None))
+                    if after is not None:
+                        key = tuple_(sort_column, id_column)
+                        query = query.where(key < after if plan.descending else key > after)
+                    order = (sort_column, id_column)
+                    query = query.order_by(*(c.desc() for c in order) if plan.descending else order)
+                else:
+                    if sort_column is not None:
+                        query = query.where(sort_column.is_(None))
+                    if after is not None:
+                        query = query.where(id_column > after[1])
+                    query = query.order_by(id_column)
+                statement = query.limit(batch)
 
-            lines, last = await self._db.run(read, tenant_id=tenant_id, write=False)
-            if not lines:
-                return
-            out.seek(0)
-            out.truncate()
-            writer.writerows(lines)
-            yield out.getvalue().encode()
-            if len(lines) < batch:
-                return
+                def read(
+                    session: Session, statement: Any = statement
+                ) -> tuple[list[list[str]], tuple[Any, Any] | None]:
+                    found = session.execute(statement).all()
+                    lines = []
+                    for row in found:
+                        stored = (row[custom_at] or {}) if with_custom else {}
+                        cells = [
+                            _cell(stored.get(at)) if custom else _cell(row[at])
+                            for custom, at in cells_of
+                        ]
+                        if escape:
+                            cells = [escape_formula(c) if c else c for c in cells]
+                        lines.append(cells)
+                    return lines, ((found[-1][-2], found[-1][-1]) if found else None)
+
+                lines, after = await self._db.run(read, tenant_id=plan.tenant_id, write=False)
+                if lines:
+                    out.seek(0)
+                    out.truncate()
+                    writer.writerows(lines)
+                    yield out.getvalue().encode()
+                if len(lines) < batch:
+                    break
 
 
 # -- the one place imports and bulk operations write records ------------------------------------
@@ -1385,19 +1461,31 @@ def _check_count(ids: Sequence[uuid.UUID]) -> None:
         )
 
 
-def _export_conditions(
-    spec: EntitySpec, actor: Principal, tenant_id: uuid.UUID, params: ExportParams, dialect: str
-) -> list[ColumnElement[bool]]:
-    """The rows an export writes: the same selection as a list with these parameters
-    (records.list_conditions: tenant, tombstones, data scope, filters, `q` and `match`)."""
-    selection = ListParams(
-        q=params.q,
-        match=params.match,
-        equals=params.equals,
-        owner_id=params.owner_id,
-        assigned_to=params.assigned_to,
-    )
-    return list_conditions(spec, tenant_id, scope_rule(actor), selection, {}, dialect)
+def _check_export_columns(
+    spec: EntitySpec, header: Sequence[str], record_columns: Sequence[str], live: Sequence[str]
+) -> None:
+    """An export's columns: record columns and live custom fields (`cf.<name>`), each once."""
+    if not header:
+        raise Invalid(
+            "Invalid export columns: name at least one",
+            details=[{"field": "columns", "message": "empty"}],
+        )
+    known = {*record_columns, *(f"cf.{name}" for name in live)}
+    unknown = [c for c in header if c not in known]
+    if unknown:
+        allowed = [*record_columns, *(f"cf.{name}" for name in live)]
+        raise Invalid(
+            f"Cannot export {spec.name} column(s): {', '.join(unknown)}",
+            details=[
+                {"field": "columns", "message": f"{c!r} is not one of {allowed}"} for c in unknown
+            ],
+        )
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise Invalid(
+            f"Invalid export columns: {', '.join(twice)} named twice",
+            details=[{"field": "columns", "message": f"{c!r} named twice"} for c in twice],
+        )
 
 
 def _cell(value: Any) -> str:

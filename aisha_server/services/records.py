@@ -386,13 +386,7 @@ def plan_list(
     if not paged:
         return ListPlan(tuple(shape), tuple(values))
 
-    descending = params.sort.startswith("-")
-    sort_name = params.sort.lstrip("-+")
-    if sort_name not in spec.sortable:
-        raise Invalid(
-            f"Cannot sort {spec.name} by {sort_name!r}",
-            details=[{"field": "sort", "message": f"one of {list(spec.sortable)}"}],
-        )
+    sort_name, descending = parse_sort(spec, params.sort)
     shape.append(("order", sort_name, descending))
     if params.cursor is not None:
         sort_col: InstrumentedAttribute[Any] = getattr(spec.model, sort_name)
@@ -414,6 +408,18 @@ def plan_list(
         shape.append(("offset",))
         values.append(params.offset)
     return ListPlan(tuple(shape), tuple(values))
+
+
+def parse_sort(spec: EntitySpec, sort: str) -> tuple[str, bool]:
+    """(field, descending) of a list sort such as `-updated_at`; a field the entity cannot be
+    sorted on (not indexed) is a 422."""
+    name = sort.lstrip("-+")
+    if name not in spec.sortable:
+        raise Invalid(
+            f"Cannot sort {spec.name} by {name!r}",
+            details=[{"field": "sort", "message": f"one of {list(spec.sortable)}"}],
+        )
+    return name, sort.startswith("-")
 
 
 class _Binds:

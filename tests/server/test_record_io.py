@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import uuid
 from dataclasses import dataclass
@@ -358,22 +359,100 @@ async def test_export_matches_the_list(client: Any, team: Team) -> None:
     assert (await export(client, "contacts", team.admin, "?colour=red")).status == 422
 
 
-async def test_export_batches_cover_everything(client: Any, team: Team) -> None:
-    lines = ["name"] + [f"N{i}" for i in range(7)]
-    await upload(client, "accounts", "\n".join(lines) + "\n", team.admin)
+async def _service_export(
+    client: Any, team: Team, entity: str, params: ExportParams, batch: int
+) -> tuple[int, list[dict[str, str]]]:
+    """(chunks written, rows) of an export through the service, `batch` records a read."""
     token = team.admin["Authorization"].split()[1]
     who = await client.app[keys.AUTH_GATE].principal_for_token(token)
     service = client.app[keys.RECORD_IO_SERVICE]
-    spec, columns, custom = await service.export_columns(who, team.tenant.id, "accounts")
-    chunks = [
-        c
-        async for c in service.export_batches(
-            who, team.tenant.id, spec, columns, custom, ExportParams(), batch=3
-        )
-    ]
-    assert len(chunks) == 4  # the header, then batches of 3, 3 and 1
-    rows = rows_of(b"".join(chunks).decode())
+    plan = await service.export_plan(who, team.tenant.id, entity, params)
+    chunks = [c async for c in service.export_batches(plan, batch=batch)]
+    return len(chunks), rows_of(b"".join(chunks).decode())
+
+
+async def test_export_batches_cover_everything(client: Any, team: Team) -> None:
+    lines = ["name"] + [f"N{i}" for i in range(7)]
+    await upload(client, "accounts", "\n".join(lines) + "\n", team.admin)
+    count, rows = await _service_export(client, team, "accounts", ExportParams(), batch=3)
+    assert count == 4  # the header, then batches of 3, 3 and 1
     assert sorted(r["name"] for r in rows) == [f"N{i}" for i in range(7)]
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)  # by id without a sort
+
+
+# last names with ties (the keyset's id tie-break) and gaps (empty values come last)
+SORTABLE = "first_name,last_name,email\n" + "".join(
+    f"F{i},{['Baker', 'adams', 'Carter', '', 'Baker'][i % 5]},{'' if i % 4 == 0 else f'e{i}@x.io'}\n"
+    for i in range(23)
+)
+
+
+@pytest.mark.parametrize("sort", ["last_name", "-last_name", "email", "-email", "-updated_at",
+                                  "created_at"])  # fmt: skip
+async def test_export_follows_the_sort_across_batches(client: Any, team: Team, sort: str) -> None:
+    status, body = await upload(client, "contacts", SORTABLE, team.admin)
+    assert status == 201, body
+    name = sort.lstrip("-")
+    for batch in (2, 5, 1000):
+        _, rows = await _service_export(
+            client, team, "contacts", ExportParams(sort=sort), batch=batch
+        )
+        assert len(rows) == 23 and len({r["id"] for r in rows}) == 23
+        filled = [r for r in rows if r[name]]
+        empty = [r for r in rows if not r[name]]
+        assert rows == filled + empty, "records with no value come last"
+        # the database's order of the values (as on the list), ties by id in the same direction
+        descending = sort.startswith("-")
+        listed_order = await listed(client, "contacts", team.admin, f"&sort={sort}")
+        values = [r[name] for r in listed_order if r[name]]
+        assert [r[name] for r in filled] == values
+        key = [(r[name], r["id"]) for r in filled]
+        for (value, id_), (next_value, next_id) in itertools.pairwise(key):
+            if value == next_value:
+                assert (id_ > next_id) if descending else (id_ < next_id)
+        assert [r["id"] for r in empty] == sorted(r["id"] for r in empty)
+
+
+async def test_export_sort_and_columns_over_http(client: Any, team: Team) -> None:
+    resp = await client.post(
+        "/api/custom-fields",
+        json={"entity": "contact", "field_name": "tier", "field_type": "select",
+              "options": ["gold", "silver"]},
+        headers=team.admin,
+    )  # fmt: skip
+    assert resp.status == 201, await resp.json()
+    text = "first_name,last_name,email,cf.tier\nAda,Zed,ada@x.io,gold\nBob,Ames,,silver\n" \
+        "Cy,Moss,cy@x.io,gold\n"  # fmt: skip
+    status, body = await upload(client, "contacts", text, team.admin)
+    assert status == 201, body
+    resp = await export(client, "contacts", team.admin,
+                        "?sort=last_name&columns=cf.tier,last_name, email")  # fmt: skip
+    assert resp.status == 200
+    assert (await resp.text()).splitlines() == [
+        "cf.tier,last_name,email", "silver,Ames,", "gold,Moss,cy@x.io", "gold,Zed,ada@x.io"
+    ]  # fmt: skip
+    # custom-field filters and date ranges, as on the list
+    resp = await export(client, "contacts", team.admin, "?cf.tier=gold&sort=-last_name"
+                        "&columns=first_name&created_from=2000-01-01T00:00:00Z")  # fmt: skip
+    assert (await resp.text()).splitlines() == ["first_name", "Ada", "Cy"]
+    resp = await export(client, "contacts", team.admin, "?created_to=2000-01-01T00:00:00Z")
+    assert len((await resp.text()).splitlines()) == 1  # the header only
+
+    for query, field in (
+        ("?columns=first_name,shoe_size", "columns"),
+        ("?columns=first_name,first_name", "columns"),
+        ("?columns=,", "columns"),
+        ("?columns=cf.nope", "columns"),
+        ("?sort=phone", "sort"),
+        ("?cf.nope=1", "cf.nope"),
+        ("?colour=red", "colour"),
+        ("?created_from=yesterday", "created_from"),
+    ):
+        resp = await export(client, "contacts", team.admin, query)
+        body = await resp.json()
+        assert resp.status == 422, (query, body)
+        assert body["status"] == "error" and body["message"]
+        assert any(d.get("field") == field for d in body.get("details") or []), (query, body)
 
 
 async def test_bulk_update_and_delete(client: Any, team: Team) -> None:

@@ -15,7 +15,6 @@ import pytest
 from aisha_desktop.client import ApiClient, ApiError, MemoryTokenStore, Tokens, ValidationError
 from aisha_desktop.client.csv_io import (
     UPLOAD_SLICE,
-    ColumnSelector,
     ExportProgress,
     ImportRejected,
     RecordCounter,
@@ -189,17 +188,23 @@ async def test_export_filters_columns_and_progress(signed_in: ApiClient, tmp_pat
     result = await api.export_csv(
         "contacts",
         narrow,
-        params={"status": "inactive"},
-        columns=["last_name", "first_name"],
+        params={"status": "inactive", "columns": "last_name,first_name"},
     )
     assert result.rows == 1 and result.columns == ("last_name", "first_name")
     assert narrow.read_bytes() == b"last_name,first_name\r\n'=SUM(A1),Zed\r\n"
 
     searched = tmp_path / "searched.csv"
     result = await api.export_csv(
-        "contacts", searched, params={"q": "ann3", "match": "contains"}, columns=["email"]
+        "contacts", searched, params={"q": "ann3", "match": "contains", "columns": "email"}
     )
     assert searched.read_bytes() == b"email\r\nann3@example.com\r\n"
+
+    ordered = tmp_path / "ordered.csv"
+    result = await api.export_csv(
+        "contacts", ordered, params={"sort": "-last_name", "columns": "last_name"}
+    )
+    names = ordered.read_bytes().decode().split("\r\n")[1:-1]
+    assert result.rows == 6 and names == sorted(names, reverse=True)
 
 
 async def test_export_errors_leave_no_file(signed_in: ApiClient, tmp_path: Path) -> None:
@@ -210,8 +215,12 @@ async def test_export_errors_leave_no_file(signed_in: ApiClient, tmp_path: Path)
     with pytest.raises(ValidationError) as refused:
         await api.export_csv("contacts", target, params={"owner_id": "not-a-uuid"})
     assert refused.value.status in (400, 422)
-    with pytest.raises(Exception, match="no column shoe_size"):
-        await api.export_csv("contacts", target, columns=["email", "shoe_size"])
+    with pytest.raises(ValidationError) as refused:
+        await api.export_csv("contacts", target, params={"columns": "email,shoe_size"})
+    assert refused.value.status == 422 and "shoe_size" in str(refused.value)
+    with pytest.raises(ValidationError) as refused:
+        await api.export_csv("contacts", target, params={"sort": "phone"})
+    assert refused.value.status == 422
     assert list(folder.iterdir()) == []
 
 
@@ -257,18 +266,6 @@ def test_record_end() -> None:
     assert record_end("a,b\r\n1,2") == 5
     assert record_end('a\n"open\nquote') == 2
     assert record_end("no break") == 0
-
-
-def test_column_selector_across_chunks() -> None:
-    text = 'id,name,note\r\n1,Ann,"multi\r\nline"\r\n2,Bø,"a,b"\r\n'.encode()
-    for size in (1, 2, 5, len(text)):
-        selector = ColumnSelector(["note", "id"])
-        out = b"".join(selector.feed(text[i : i + size]) for i in range(0, len(text), size))
-        out += selector.finish()
-        assert out.decode() == 'note,id\r\n"multi\r\nline",1\r\n"a,b",2\r\n', size
-        assert selector.rows == 2
-    with pytest.raises(ValueError, match="at least one"):
-        ColumnSelector([])
 
 
 @pytest.mark.parametrize("settings_overrides", [{"AISHA_MAX_UPLOAD_BYTES": 50_000}])

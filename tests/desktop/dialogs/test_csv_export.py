@@ -11,15 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QLabel
 
 from aisha_desktop.client import ApiClient
 from aisha_desktop.dialogs.csv_export import (
+    EXPORT_SORTS,
     CsvExportDialog,
     ViewScope,
+    describe_order,
     describe_scope,
     export_params,
     exportable,
 )
+from aisha_desktop.models.fields import column_title
 from aisha_server.services.record_io import _mappable
 from aisha_server.services.records import SPECS
 from tests.desktop.dialogs.conftest import screenshot
@@ -90,6 +94,8 @@ async def test_export_view_and_all(
     assert dialog.view_rows.isChecked()  # the view is narrowed: it is the default
     assert dialog.view_rows.text() == "Current view (search “gr”, status Inactive) · 2 rows"
     assert dialog.path_edit.text() == str(folder / "contacts.csv")
+    order = dialog.findChild(QLabel, "order")
+    assert order is not None and order.text().startswith("Rows come sorted as the view: by ")
     dialog.visible_columns.setChecked(True)
     dialog.path_edit.setText("/home/operator/Documents/inactive-contacts.csv")  # the picture
     screenshot(dialog, "csv-export")
@@ -190,13 +196,28 @@ def test_scope_logic() -> None:
     for entity in ("accounts", "contacts", "leads", "opportunities", "activities"):
         spec = SPECS[entity]
         assert exportable(entity) == ("id", *_mappable(spec), "created_at", "updated_at")
-    assert export_params(VIEW, use_view=True, formula_escape=True) == {
+    assert set(EXPORT_SORTS) == set(SPECS)
+    for entity, sorts in EXPORT_SORTS.items():  # the server's own sortable fields
+        assert sorts == frozenset(SPECS[entity].sortable), entity
+    assert export_params("contacts", VIEW, use_view=True, formula_escape=True) == {
         "formula_escape": True,
         "q": "gr",
         "match": "contains",
         "status": "inactive",
+        "sort": "-updated_at",
     }
-    assert export_params(VIEW, use_view=False, formula_escape=False) == {"formula_escape": False}
+    assert export_params(
+        "contacts", VIEW, use_view=False, formula_escape=False, columns=["email", "cf.tier"]
+    ) == {"formula_escape": False, "sort": "-updated_at", "columns": "email,cf.tier"}
+    # a view sorted on a field the server does not export in: record-id order, said so
+    by_owner = ViewScope(sort="owner_id")
+    assert "sort" not in export_params("contacts", by_owner, use_view=True, formula_escape=True)
+    assert describe_order("contacts", by_owner) == (
+        f"The view's sort (by {column_title('owner_id')}) is not one the server exports in; rows come in record-id order."
+    )
+    assert describe_order("contacts", ViewScope(sort="last_name")) == (
+        "Rows come sorted as the view: by Last name, ascending."
+    )
     assert not ViewScope(filters={"status": None}).narrowed
     assert describe_scope("contacts", "Contacts", ViewScope()) == (
         "Current view (no search or filter: all contacts)"
