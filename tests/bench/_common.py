@@ -5,6 +5,7 @@ description and the generated blocks of docs/BENCHMARKS.md."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import re
@@ -249,6 +250,21 @@ def parse_wrk(output: str) -> Measurement:
     return Measurement(rps, p50, p99, total, errors, error_kinds=kinds)
 
 
+def reference_loop_seconds() -> float:
+    """Seconds for a fixed pure-Python loop of 10 million additions, best of three: how fast
+    this machine's CPU runs CPython, so that figures taken on different machines (the model
+    name alone says "AMD EPYC" for CPUs three times apart) can be compared.  About 0.5-0.6 s on
+    a current desktop CPU."""
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def machine() -> dict[str, str]:
     model = "unknown"
     with contextlib.suppress(OSError):
@@ -258,7 +274,7 @@ def machine() -> dict[str, str]:
                 break
     return {
         "nproc": str(os.cpu_count() or "?"),
-        "cpu": model,
+        "cpu": f"{model} (reference loop {reference_loop_seconds():.2f} s)",
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

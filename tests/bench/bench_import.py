@@ -106,6 +106,7 @@ async def scratch_database(create: bool) -> None:
 class ImportResult:
     rates: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # CPU per row, this process + workers
+    main_us: list[float] = field(default_factory=list)  # CPU per row, this process alone
     loads: list[float] = field(default_factory=list)  # 1-min load average after each round
     # one more round with the worker pool off (no timers): rows/s, CPU us/row, load
     serial: tuple[float, float, float] | None = None
@@ -117,16 +118,17 @@ class ImportResult:
         return statistics.median(self.rates)
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and its live children (the pool's workers)."""
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process, and of its live children (the pool's workers)."""
     import psutil
 
     me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
+    own = sum(me.cpu_times()[:2])
+    children = 0.0
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += sum(child.cpu_times()[:2])
-    return total
+            children += sum(child.cpu_times()[:2])
+    return own, children
 
 
 class StageTimer:
@@ -279,7 +281,7 @@ async def run_import(rows: int, repeat: int, backend: str) -> ImportResult:
                 workers = pool.workers
                 if round_ == 0:
                     pool.workers = 0
-                cpu = _cpu_seconds()
+                own, children = _cpu_seconds()
                 started = time.perf_counter()
                 try:
                     report = await service.import_csv(
@@ -288,7 +290,9 @@ async def run_import(rows: int, repeat: int, backend: str) -> ImportResult:
                 finally:
                     pool.workers = workers
                 elapsed = time.perf_counter() - started
-                used = _cpu_seconds() - cpu
+                own_after, children_after = _cpu_seconds()
+                main = own_after - own
+                used = main + children_after - children
                 assert report.totals["created"] == rows, report.totals
                 load = os.getloadavg()[0]
                 if round_ == 0:
@@ -296,10 +300,12 @@ async def run_import(rows: int, repeat: int, backend: str) -> ImportResult:
                 else:
                     result.rates.append(rows / elapsed)
                     result.cpu_us.append(used / rows * 1e6)
+                    result.main_us.append(main / rows * 1e6)
                     result.loads.append(load)
                 print(
                     f"[{backend}] import round {round_ or 'pool off'}: {elapsed:.2f} s,"
                     f" {rows / elapsed:,.0f} rows/s, CPU {used / rows * 1e6:.0f} us/row"
+                    f" ({main / rows * 1e6:.0f} in this process)"
                     f" (load {load:.1f})",
                     flush=True,
                 )
@@ -584,8 +590,10 @@ def report(
             verdict = imported.median >= aim
             ok &= verdict
             rounds = ", ".join(
-                f"{r:,.0f} (CPU {c:.0f} us/row, load {load:.1f})"
-                for r, c, load in zip(imported.rates, imported.cpu_us, imported.loads, strict=True)
+                f"{r:,.0f} (CPU {c:.0f} us/row, {m:.0f} of it in this process; load {load:.1f})"
+                for r, c, m, load in zip(
+                    imported.rates, imported.cpu_us, imported.main_us, imported.loads, strict=True
+                )
             )
             lines.append(
                 f"| {backend} | import rows/s, worker pool on (rounds: {rounds}) |"
