@@ -1445,10 +1445,13 @@ def update_records(session: Session, changes: Sequence[tuple[Record, Mapping[str
     session's transaction.  Every record an import, bulk update or bulk delete changes is
     written here.
 
-    The sync change log (next issue) attaches HERE, in the same transaction (`_mutate`
-    returns the old and new value of every field that really changed)."""
+    One flush for them all: each record's version bump and sync change-log entry come from
+    the flush hooks as for a single record, but the UPDATEs and the change log are written
+    in batches (a flush per record cost ~1.5 ms: an upsert of 20,000 rows took 31 s)."""
     for row, values in changes:
-        RecordService._mutate(session, row, values)
+        RecordService._apply(row, values)
+    if changes:
+        session.flush()
 
 
 def _check_count(ids: Sequence[uuid.UUID]) -> None:

@@ -1019,7 +1019,16 @@ class RecordService:
     @staticmethod
     def _mutate(session: Session, row: Record, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Apply `changes` to `row`; returns {field: (old, new)} of what really changed.
-        Version and updated_at are bumped by the unit of work's flush hook."""
+        Version and updated_at are bumped, and the sync change log written, by the unit of
+        work's flush hooks."""
+        changed = RecordService._apply(row, changes)
+        session.flush()
+        return changed
+
+    @staticmethod
+    def _apply(row: Record, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """`_mutate` without the flush: for many records changed at once, flushed together
+        (`record_io.update_records`)."""
         changed: dict[str, Any] = {}
         for name, value in changes.items():
             attr = "metadata_" if name == "metadata" else name
@@ -1027,7 +1036,6 @@ class RecordService:
             if old != value:
                 setattr(row, attr, value)
                 changed[name] = (old, value)
-        session.flush()
         return changed
 
     # create ----------------------------------------------------------------------------------

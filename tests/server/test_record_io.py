@@ -12,10 +12,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
 from aisha_server import keys
 from aisha_server.config import Settings
 from aisha_server.db.models import Tenant
+from aisha_server.db.models.sync import SyncChange
 from aisha_server.services.record_io import ExportParams
 from tests.factories import SeededUser, make_tenant, user_with_headers
 
@@ -453,6 +455,35 @@ async def test_export_sort_and_columns_over_http(client: Any, team: Team) -> Non
         assert resp.status == 422, (query, body)
         assert body["status"] == "error" and body["message"]
         assert any(d.get("field") == field for d in body.get("details") or []), (query, body)
+
+
+async def test_an_upsert_logs_each_changed_record_once(client: Any, team: Team) -> None:
+    """Updates an import makes are flushed together: each changed record still gets its
+    version bump and one change-log entry with its old and new values; unchanged rows none."""
+    people = "first_name,email,title\n" + "".join(f"P{i},p{i}@x.io,Clerk\n" for i in range(6))
+    status, body = await upload(client, "contacts", people, team.admin)
+    assert status == 201, body
+    ids = [r["id"] for r in body["data"]["rows"]]
+    again = "email,title\n" + "".join(
+        f"P{i}@X.io,{'Boss' if i % 2 else 'Clerk'}\n" for i in range(6)
+    )
+    status, body = await upload(client, "contacts", again, team.admin, mode="upsert",
+                                match="email")  # fmt: skip
+    assert status == 201, body
+    assert [r["status"] for r in body["data"]["rows"]] == ["skipped", "updated"] * 3
+
+    def read(session: Any) -> list[SyncChange]:
+        query = select(SyncChange).where(SyncChange.tenant_id == team.tenant.id)
+        return list(session.scalars(query.order_by(SyncChange.seq)))
+
+    log = await client.app[keys.DB].run(read, tenant_id=team.tenant.id, write=False)
+    assert [c.seq for c in log] == list(range(1, len(log) + 1))
+    later = [c for c in log if c.version == 2]
+    assert sorted(str(c.record_id) for c in later) == sorted(ids[1::2])
+    assert all(c.changes == {"title": ["Clerk", "Boss"]} and c.op == "upsert" for c in later)
+    got = {r["id"]: r for r in await listed(client, "contacts", team.admin)}
+    assert [got[i]["version"] for i in ids] == [1, 2] * 3
+    assert [got[i]["title"] for i in ids] == ["Clerk", "Boss"] * 3
 
 
 async def test_bulk_update_and_delete(client: Any, team: Team) -> None:
