@@ -53,6 +53,7 @@ from aisha_server.services.care import CareService
 from aisha_server.services.custom_fields import CustomFieldService
 from aisha_server.services.employees import EmployeeService
 from aisha_server.services.entity_labels import EntityLabelService
+from aisha_server.services.import_jobs import ImportJobs
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.permissions import PermissionService
 from aisha_server.services.record_io import RecordIOService, ValidationPool
@@ -171,6 +172,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         record_io.model_for,
         app[keys.VALIDATION_POOL],
     )
+    app[keys.IMPORT_JOBS] = ImportJobs()
     app[keys.TIMELINE_SERVICE] = TimelineService(db, app[keys.RECORD_SERVICE])
     notifier = SyncNotifier()
     db.on_commit = notifier.publish
@@ -292,5 +294,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await system_log.stop()
         await app[keys.RATE_LIMITER].close()
         app[keys.PASSWORDS].close()
+        await app[keys.IMPORT_JOBS].close()  # running imports roll back
         await asyncio.to_thread(app[keys.VALIDATION_POOL].shutdown)
         await app[keys.DB].close()

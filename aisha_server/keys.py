@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from aisha_server.services.custom_fields import CustomFieldService
     from aisha_server.services.employees import EmployeeService
     from aisha_server.services.entity_labels import EntityLabelService
+    from aisha_server.services.import_jobs import ImportJobs
     from aisha_server.services.module_settings import ModuleSettingsService
     from aisha_server.services.permissions import PermissionService
     from aisha_server.services.record_io import RecordIOService, ValidationPool
@@ -73,6 +74,8 @@ RECORD_SERVICE: web.AppKey[RecordService] = web.AppKey("record_service")
 RECORD_IO_SERVICE: web.AppKey[RecordIOService] = web.AppKey("record_io_service")
 # worker processes checking the rows of large imports (started on first use)
 VALIDATION_POOL: web.AppKey[ValidationPool] = web.AppKey("validation_pool")
+# imports running in the background (`background=true`), polled at /api/import-jobs/<id>
+IMPORT_JOBS: web.AppKey[ImportJobs] = web.AppKey("import_jobs")
 TIMELINE_SERVICE: web.AppKey[TimelineService] = web.AppKey("timeline_service")
 SYNC_SERVICE: web.AppKey[SyncService] = web.AppKey("sync_service")
 SYNC_NOTIFIER: web.AppKey[SyncNotifier] = web.AppKey("sync_notifier")

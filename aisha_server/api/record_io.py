@@ -27,7 +27,7 @@ from aisha_server.services.records import SPECS, EntitySpec, ListParams
 routes = Routes()
 
 OPTION_NAMES = (
-    "mapping", "mode", "match", "dry_run", "on_error", "formula_escape", "tenant_id"
+    "mapping", "mode", "match", "dry_run", "on_error", "formula_escape", "background", "tenant_id"
 )  # fmt: skip
 
 
@@ -46,6 +46,11 @@ class ImportQuery(BaseModel):
         description="remove the quote that guards a formula-like cell ('=..., '@..., '+x...),"
         " as exports write them",
     )
+    background: bool = Field(
+        False,
+        description="run as a job: answer 202 with it at once and poll GET /api/import-jobs/<id>"
+        " for its progress and report",
+    )
     tenant_id: str | None = None
 
 
@@ -56,7 +61,7 @@ class BulkDeleteBody(BaseModel):
     tenant_id: str | None = None
 
 
-def _import_options(raw: dict[str, str]) -> tuple[ImportOptions, str | None]:
+def _import_options(raw: dict[str, str]) -> tuple[ImportOptions, str | None, bool]:
     query = parse_model(ImportQuery, raw, what="Invalid import options")
     mapping: dict[str, str] | None = None
     if query.mapping:
@@ -80,7 +85,7 @@ def _import_options(raw: dict[str, str]) -> tuple[ImportOptions, str | None]:
         on_error=query.on_error,
         formula_unescape=query.formula_escape,
     )
-    return options, query.tenant_id
+    return options, query.tenant_id, query.background
 
 
 async def _read_import(request: web.Request, limit: int) -> tuple[bytes, dict[str, str]]:
@@ -214,12 +219,25 @@ def _mount(spec: EntitySpec) -> None:
     )
     async def import_records(request: web.Request) -> web.Response:
         data, raw = await _read_import(request, request.app[keys.SETTINGS].AISHA_MAX_UPLOAD_BYTES)
-        options, named = _import_options(raw)
+        options, named, background = _import_options(raw)
         tenant_id = await tenant_for(request, named)
         assert tenant_id is not None
-        report = await request.app[keys.RECORD_IO_SERVICE].import_csv(
-            principal(request), tenant_id, spec.name, data, options
-        )
+        service = request.app[keys.RECORD_IO_SERVICE]
+        who = principal(request)
+        if background:
+            # refusals that need no reading of the file come now, not from the job
+            await service.check_import(who, tenant_id, spec.name, options)
+            job = request.app[keys.IMPORT_JOBS].start(
+                who,
+                tenant_id,
+                spec.name,
+                options.dry_run,
+                lambda progress: service.import_csv(
+                    who, tenant_id, spec.name, data, options, progress
+                ),
+            )
+            return success(job.as_dict(), status=202)
+        report = await service.import_csv(who, tenant_id, spec.name, data, options)
         status = 200 if options.dry_run else 201
         return success(report.as_dict(), status=status)
 
@@ -315,3 +333,32 @@ def _summary(results: list[Any], done: str) -> dict[str, Any]:
 
 for _spec in SPECS.values():
     _mount(_spec)
+
+
+def _job_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["job_id"])
+    except ValueError:
+        raise BadRequest("Invalid id: not a UUID", code="invalid_id") from None
+
+
+@routes.get(
+    "/api/import-jobs/{job_id}",
+    summary="A background import: its progress, then its report or error (its starter only)",
+    tags=("imports",),
+    errors=(404,),
+)
+async def import_job(request: web.Request) -> web.Response:
+    job = request.app[keys.IMPORT_JOBS].get(principal(request), _job_id(request))
+    return success(job.as_dict())
+
+
+@routes.delete(
+    "/api/import-jobs/{job_id}",
+    summary="Cancel a running background import: nothing of it is written",
+    tags=("imports",),
+    errors=(404,),
+)
+async def cancel_import_job(request: web.Request) -> web.Response:
+    job = await request.app[keys.IMPORT_JOBS].cancel(principal(request), _job_id(request))
+    return success(job.as_dict())

@@ -78,6 +78,7 @@ MAX_ROWS = 200_000
 MAX_BULK_IDS = 1_000
 EXPORT_BATCH = 2_000
 CHUNK = 500  # ids per IN (...) lookup
+PROGRESS_EVERY = 1_000  # rows checked between progress reports
 # files with at least this many new rows are checked in worker processes (ValidationPool),
 # PARALLEL_CHUNK rows per task; below it starting and feeding the workers costs more than it saves
 PARALLEL_MIN_ROWS = 2_000
@@ -331,6 +332,10 @@ def unescape_formula(cell: str) -> str:
 
 
 # -- CSV parsing -----------------------------------------------------------------------------
+
+
+def _no_progress(_checked: int, _rows: int) -> None:
+    pass
 
 
 def parse_csv(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -677,18 +682,21 @@ class RecordIOService:
         entity: str,
         data: bytes,
         options: ImportOptions,
+        progress: Callable[[int, int], None] | None = None,
     ) -> ImportReport:
+        """Import `data` (see the route's description).  `progress(checked, rows)` is told how
+        many of the file's rows have been checked (and, unless a dry run, written) as the
+        import goes; on SQLite it is called from the database thread."""
         with gc_paused():
-            return await self._import_csv(actor, tenant_id, entity, data, options)
+            return await self._import_csv(
+                actor, tenant_id, entity, data, options, progress or _no_progress
+            )
 
-    async def _import_csv(
-        self,
-        actor: Principal,
-        tenant_id: uuid.UUID,
-        entity: str,
-        data: bytes,
-        options: ImportOptions,
-    ) -> ImportReport:
+    async def check_import(
+        self, actor: Principal, tenant_id: uuid.UUID, entity: str, options: ImportOptions
+    ) -> EntitySpec:
+        """What an import checks before it reads the file: the module is on, the caller may
+        create and/or update these records, and the match key can find them."""
         records = self._records
         spec = records.spec(entity)
         if options.mode in ("create", "upsert"):
@@ -704,7 +712,24 @@ class RecordIOService:
                     details=[{"field": "match", "message": "use id"}],
                     code="bad_match",
                 )
+        return spec
+
+    async def _import_csv(
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        entity: str,
+        data: bytes,
+        options: ImportOptions,
+        progress: Callable[[int, int], None],
+    ) -> ImportReport:
+        spec = await self.check_import(actor, tenant_id, entity, options)
+        match = options.match
+        if options.mode != "create":
+            match = match or "id"
         header, raw_rows = parse_csv(data)
+        total = len(raw_rows)
+        progress(0, total)
         if len(raw_rows) >= PARALLEL_MIN_ROWS:
             self._pool.start()
         definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
@@ -823,9 +848,15 @@ class RecordIOService:
                 ]
             parallel = {id(r) for r in fresh}
             inserts: list[_Row] = []
+            checked = 0
             for row in rows:
+                if id(row) in parallel:
+                    continue
+                checked += 1
+                if checked % PROGRESS_EVERY == 0:
+                    progress(checked, total)
                 result = row.result
-                if result.errors or id(row) in parallel:
+                if result.errors:
                     continue
                 target = row.target
                 errors, typed = checking.check(row.values, row.custom, target)
@@ -853,6 +884,8 @@ class RecordIOService:
             doomed = options.on_error == "rollback" and any(r.result.errors for r in rows)
             if inserts and not doomed:
                 _write_new(session, spec, tenant_id, inserts)
+            done = total - len(parallel)
+            progress(done, total)
             if pool is not None:
                 dialect = session.connection().dialect.name
                 try:
@@ -870,6 +903,8 @@ class RecordIOService:
                             ids = insert_records(session, spec, tenant_id, bound)
                             for result, new_id in zip(good, ids, strict=True):
                                 result.id = new_id
+                        done += len(chunk)
+                        progress(done, total)
                 finally:  # after a failure the chunks not started yet are not checked
                     for future in futures:
                         future.cancel()
