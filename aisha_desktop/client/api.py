@@ -29,10 +29,13 @@ import httpx
 import orjson
 
 from aisha_desktop.client.csv_io import (
+    IMPORT_POLL,
     IMPORT_TIMEOUT,
     ExportProgress,
     ExportProgressCallback,
     ExportResult,
+    ImportCheckProgress,
+    ImportJobState,
     ImportMode,
     ImportRejected,
     ImportReport,
@@ -142,6 +145,15 @@ def _checked_path(path: str) -> str:
     if not path.startswith("/") or path.startswith("//"):
         raise ValueError(f"path must be a server-relative path starting with '/': {path!r}")
     return path
+
+
+def _job_state(answer: Any) -> ImportJobState:
+    try:
+        return ImportJobState.from_json(answer)
+    except ValueError as exc:
+        raise UnexpectedResponse(
+            f"The server's import job makes no sense: {exc}", status=200
+        ) from None
 
 
 def _entity_path(entity: str) -> str:
@@ -395,45 +407,96 @@ class ApiClient:
         on_error: OnError = "rollback",
         filename: str = "import.csv",
         progress: UploadProgress | None = None,
+        checking: ImportCheckProgress | None = None,
     ) -> ImportReport:
         """`POST /api/<entity>/import` of a CSV file (multipart, sent in slices: `progress`
-        gets (bytes sent, total)).  `mapping`: CSV column -> field or `cf.<name>` (None: the
-        server matches columns named like fields).  With `on_error="rollback"` (the server's
-        default) a file with a bad row writes nothing and raises `ImportRejected` (its
-        `report` lists the bad rows); `"skip"` writes the good rows and reports the bad ones.
-        Cancelling the awaiting task closes the connection: an upload cut short imports
-        nothing."""
-        fields = {"mode": mode, "dry_run": "true" if dry_run else "false", "on_error": on_error}
+        gets (bytes sent, total)), run by the server as a background job that is then
+        followed until it ends (`checking` gets each state: rows checked of rows in the
+        file).  `mapping`: CSV column -> field or `cf.<name>` (None: the server matches
+        columns named like fields).  With `on_error="rollback"` (the server's default) a file
+        with a bad row writes nothing and raises `ImportRejected` (its `report` lists the bad
+        rows); `"skip"` writes the good rows and reports the bad ones.
+
+        Cancelling the awaiting task closes the connection during the upload (an upload cut
+        short imports nothing) and cancels the job after it (the server rolls it back; the
+        job's last state, told to `checking`, says whether the cancel came in time)."""
+        fields = {
+            "mode": mode,
+            "dry_run": "true" if dry_run else "false",
+            "on_error": on_error,
+            "background": "true",
+        }
         if match is not None:
             fields["match"] = match
         if mapping is not None:
             fields["mapping"] = orjson.dumps(dict(mapping)).decode()
         upload = MultipartUpload(fields, data, filename)
         headers = {"Content-Type": upload.content_type, "Content-Length": str(upload.size)}
+        path = f"{_entity_path(entity)}/import"
+        response = await self._stream(
+            "POST",
+            path,
+            headers=headers,
+            body=lambda: upload.body(progress),
+            read_timeout=IMPORT_TIMEOUT,
+        )
+        job = _job_state(await self._read_data(response, "POST", path))
+        ended = await self._follow_import(job, checking)
+        if ended.get("status") == "done":
+            try:  # a report of 200,000 rows takes a while to read: not on the GUI's thread
+                return await asyncio.to_thread(ImportReport.from_json, ended.get("report"))
+            except ValueError as exc:
+                raise UnexpectedResponse(str(exc), status=200) from None
+        error = ended.get("error")
+        if ended.get("status") == "failed" and isinstance(error, Mapping):
+            status = error.get("status")
+            failure = error_from_response(status if isinstance(status, int) else 500, {}, error)
+            if isinstance(failure, ValidationError) and failure.code == "import_rejected":
+                raise ImportRejected(failure, mode=mode, dry_run=dry_run)
+            raise failure
+        raise ClientError(
+            f"The import was {ended.get('status', 'stopped')} on the server; nothing was written"
+        )
+
+    async def _follow_import(
+        self, job: ImportJobState, checking: ImportCheckProgress | None
+    ) -> Mapping[str, Any]:
+        """Look at a background import until it ends; its last answer (with its report or
+        error).  Cancelled, it cancels the job on the server before it stops."""
+        path = f"/api/import-jobs/{job.id}"
         try:
-            response = await self._stream(
-                "POST",
-                f"{_entity_path(entity)}/import",
-                headers=headers,
-                body=lambda: upload.body(progress),
-                read_timeout=IMPORT_TIMEOUT,
-            )
-        except ValidationError as exc:
-            if exc.code == "import_rejected":
-                raise ImportRejected(exc, mode=mode, dry_run=dry_run) from None
+            while True:
+                if checking is not None:
+                    checking(job)
+                await asyncio.sleep(IMPORT_POLL)
+                response = await self._stream("GET", path, read_timeout=IMPORT_TIMEOUT)
+                answer = await self._read_data(response, "GET", path)
+                job = _job_state(answer)
+                if job.status != "running":
+                    if checking is not None:
+                        checking(job)
+                    ended: Mapping[str, Any] = answer
+                    return ended
+        except asyncio.CancelledError:
+            # the server rolls the job back; the DELETE answers once it has stopped
+            with contextlib.suppress(Exception):
+                final = await asyncio.shield(self.request("DELETE", path))
+                if checking is not None:
+                    checking(_job_state(final))
             raise
+
+    async def _read_data(self, response: httpx.Response, method: str, path: str) -> Any:
+        """An unread answer's envelope `data`, decoded off the GUI's thread (import reports
+        run to megabytes)."""
         try:
-            with self._transport_errors("POST", f"/api/{entity}/import"):
+            with self._transport_errors(method, path):
                 await response.aread()
         finally:
             await response.aclose()
-        try:  # a report of 200,000 rows takes a while to read: not on the GUI's thread
-            return await asyncio.to_thread(self._import_report, response)
+        try:
+            return await asyncio.to_thread(lambda: self._envelope(response).get("data"))
         except ValueError as exc:
             raise UnexpectedResponse(str(exc), status=response.status_code) from None
-
-    def _import_report(self, response: httpx.Response) -> ImportReport:
-        return ImportReport.from_json(self._envelope(response).get("data"))
 
     async def export_csv(
         self,

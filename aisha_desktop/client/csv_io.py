@@ -25,7 +25,8 @@ OnError = Literal["rollback", "skip"]
 IMPORT_MODES: tuple[ImportMode, ...] = ("create", "update", "upsert")
 MATCH_KEYS: tuple[MatchKey, ...] = ("email", "phone", "id")
 UPLOAD_SLICE = 64 * 1024  # bytes per write of an upload: progress granularity, cancel latency
-IMPORT_TIMEOUT = 600.0  # the server checks every row before it answers (200,000 at most)
+IMPORT_TIMEOUT = 600.0  # reading the upload's answer (a background import answers at once)
+IMPORT_POLL = 0.25  # seconds between looks at a background import
 
 # (bytes sent, bytes in total) of an upload
 UploadProgress = Callable[[int, int], None]
@@ -120,6 +121,33 @@ class ImportReport:
             if isinstance(totals, Mapping)
             else {},
         )
+
+
+@dataclass(frozen=True)
+class ImportJobState:
+    """A background import as the server last told it (`/api/import-jobs/<id>`)."""
+
+    id: str
+    status: str  # running | done | failed | cancelled
+    rows: int | None  # data rows in the file, once the server has read it
+    checked: int  # rows checked (and, unless a dry run, written) so far
+
+    @classmethod
+    def from_json(cls, data: Any) -> ImportJobState:
+        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+            raise ValueError("an import job without an id")
+        rows = data.get("rows")
+        checked = data.get("checked")
+        return cls(
+            data["id"],
+            str(data.get("status")),
+            rows if isinstance(rows, int) else None,
+            checked if isinstance(checked, int) else 0,
+        )
+
+
+# what a background import has reached, told after every look (and after a cancel)
+ImportCheckProgress = Callable[[ImportJobState], None]
 
 
 class ImportRejected(ValidationError):

@@ -5,8 +5,9 @@ then the real import.
 
 The server imports all or nothing unless "commit valid rows only" is ticked, so the Import
 button waits for a dry run of the current file and settings that the import would pass.  The
-upload shows its progress and can be cancelled: a cut upload imports nothing; a cancel after
-the whole file was sent cannot stop the server, and the dialog says so."""
+upload shows its progress, then the server's check of the rows (the server runs the import as
+a background job); either can be cancelled: a cut upload imports nothing, and a cancelled job
+is rolled back by the server (the dialog says whether the cancel came in time)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from aisha_desktop.client import ApiClient, ValidationError
-from aisha_desktop.client.csv_io import ImportRejected, ImportReport, ImportRow
+from aisha_desktop.client.csv_io import ImportJobState, ImportRejected, ImportReport, ImportRow
 from aisha_desktop.dialogs.common import (
     BANNER_INFO,
     BANNER_OK,
@@ -139,6 +140,8 @@ class CsvImportDialog(QDialog):
         self.report: ImportReport | None = None
         self._checked: tuple[Any, ...] | None = None  # the settings the last dry run used
         self._sent_all = False  # the running upload got its last byte out
+        self._job: ImportJobState | None = None  # the running import's last state
+        self._dry_run = False
         self.setWindowTitle(f"Import {self.plural} from CSV")
         self.setMinimumSize(1040, 760)
         self._build()
@@ -456,6 +459,17 @@ class CsvImportDialog(QDialog):
         if self.busy.task is not None:
             await asyncio.wait({self.busy.task})
 
+    def _checking(self, job: ImportJobState) -> None:
+        self._job = job
+        if job.status != "running":
+            return
+        what = "Checking" if self._dry_run else "Importing"
+        if job.rows:
+            text = f"{what}: {job.checked:,} of {job.rows:,} rows checked…"
+            self.transfer.step(job.checked, job.rows, text)
+        else:
+            self.transfer.step(0, 0, f"{what}: the server is reading the file…")
+
     def _progress(self, sent: int, total: int) -> None:
         if sent >= total:
             self._sent_all = True  # busy: the server checks the rows
@@ -472,6 +486,8 @@ class CsvImportDialog(QDialog):
         skip = self.skip_errors.isChecked()
         self._clear_messages()
         self._sent_all = False
+        self._job = None
+        self._dry_run = dry_run
         self.transfer.start("Uploading…", steps=1)
         try:
             report = await self.api.import_csv(
@@ -485,6 +501,7 @@ class CsvImportDialog(QDialog):
                 on_error="skip" if dry_run or skip else "rollback",
                 filename=self.path.name if self.path else "import.csv",
                 progress=self._progress,
+                checking=self._checking,
             )
         except asyncio.CancelledError:
             self._cancelled(dry_run)
@@ -513,9 +530,23 @@ class CsvImportDialog(QDialog):
             self._show_report()
 
     def _cancelled(self, dry_run: bool) -> None:
-        if dry_run or not self._sent_all:
-            what = "Dry run cancelled" if dry_run else "Import cancelled during the upload"
+        job = self._job
+        if dry_run or not self._sent_all or (job is not None and job.status == "cancelled"):
+            what = (
+                "Dry run cancelled"
+                if dry_run
+                else "Import cancelled"
+                if self._sent_all
+                else "Import cancelled during the upload"
+            )
             show_banner(self.status, f"{what}: nothing was imported.", BANNER_INFO)
+        elif job is not None and job.status in ("done", "failed"):
+            outcome = "imported" if job.status == "done" else "refused by the server"
+            show_banner(
+                self.error,
+                f"The cancel came too late: the file had already been {outcome}. Check the "
+                "list once it has synced.",
+            )
         else:
             show_banner(
                 self.error,

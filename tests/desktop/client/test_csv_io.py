@@ -16,6 +16,7 @@ from aisha_desktop.client import ApiClient, ApiError, MemoryTokenStore, Tokens, 
 from aisha_desktop.client.csv_io import (
     UPLOAD_SLICE,
     ExportProgress,
+    ImportJobState,
     ImportRejected,
     RecordCounter,
     record_end,
@@ -150,6 +151,42 @@ async def test_cancel_mid_upload_imports_nothing(signed_in: ApiClient) -> None:
     # the client is fine afterwards
     report = await api.import_csv("contacts", contacts_csv(2), mapping=MAPPING)
     assert report.count("created") == 2
+
+
+async def test_the_import_runs_as_a_job_whose_progress_is_told(signed_in: ApiClient) -> None:
+    api = signed_in
+    states: list[ImportJobState] = []
+    report = await api.import_csv("contacts", contacts_csv(2_500), mapping=MAPPING,
+                                  checking=states.append)  # fmt: skip
+    assert report.count("created") == 2_500
+    assert states[0].status == "running" and states[-1].status == "done"
+    assert states[-1].rows == states[-1].checked == 2_500
+    assert len({s.id for s in states}) == 1
+    checked = [s.checked for s in states]
+    assert checked == sorted(checked)  # never backwards
+    assert await contact_count(api) == 2_500
+
+
+async def test_cancel_while_the_server_imports_rolls_it_back(signed_in: ApiClient) -> None:
+    api = signed_in
+    states: list[ImportJobState] = []
+    task: asyncio.Task[object] | None = None
+
+    def checking(state: ImportJobState) -> None:
+        states.append(state)
+        if len(states) == 1 and task is not None:
+            task.cancel()  # the file is on the server and its job has started
+
+    task = asyncio.ensure_future(
+        api.import_csv("contacts", contacts_csv(6_000), mapping=MAPPING, checking=checking)
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert states[0].status == "running"
+    assert states[-1].status == "cancelled" and states[-1].id == states[0].id
+    assert await contact_count(api) == 0
+    report = await api.import_csv("contacts", contacts_csv(3), mapping=MAPPING)
+    assert report.count("created") == 3
 
 
 async def test_import_after_the_access_token_expired(live: LiveServer, admin: SeededUser) -> None:

@@ -403,3 +403,38 @@ async def test_cancel_after_the_upload_says_the_server_may_finish(
         page = await api.list_records("contacts", limit=1, include_total=True)
         assert page.total in (0, 3000)
         await asyncio.sleep(0.2)
+
+
+async def test_cancel_while_the_server_imports_rolls_the_file_back(
+    live: Live,  # noqa: F811
+    team: Team,  # noqa: F811
+    qtbot: Any,
+    tmp_path: Path,
+) -> None:
+    api = await live.api(team.admin, direct=True)
+    dialog = await dialog_for(api, qtbot)
+    rows = [[f"Cy{i}", f"Ng{i}", f"cy{i}@example.com", "", "", ""] for i in range(6000)]
+    await loaded(dialog, write_csv(tmp_path / "job.csv", HEADER, rows))
+    dialog.dry_run()
+    await dialog.wait()
+    assert "Dry run" in banner_text(dialog.status) or banner_text(dialog.error)
+    checking = dialog._checking
+    seen: list[str] = []
+
+    def cancel_once_running(job: Any) -> None:
+        checking(job)
+        seen.append(job.status)
+        if len(seen) == 1:
+            assert dialog.progress.isVisible()
+            assert dialog.transfer.label.text().startswith("Importing:")
+            screenshot(dialog, "csv-import-running")
+            dialog.cancel_button.click()
+
+    dialog._checking = cancel_once_running  # type: ignore[method-assign]
+    dialog.run_import()
+    await dialog.wait()
+    assert seen[0] == "running" and seen[-1] == "cancelled"
+    assert banner_text(dialog.status) == "Import cancelled: nothing was imported."
+    assert banner_text(dialog.error) == ""
+    page = await api.list_records("contacts", limit=1, include_total=True)
+    assert page.total == 0
