@@ -112,8 +112,9 @@ class Database:
     def pool_status(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def analyze(self) -> None:
-        """Refresh the query planner's statistics (PostgreSQL: autovacuum does it)."""
+    async def analyze(self, table: str | None = None) -> None:
+        """Refresh the query planner's statistics, of one table or all (PostgreSQL: of one
+        table; autovacuum keeps the rest)."""
 
     @staticmethod
     def _context(tenant_id: uuid.UUID | None, system: bool) -> TxContext:
@@ -122,6 +123,13 @@ class Database:
         if tenant_id is None:
             raise ValueError("a tenant-scoped unit of work needs a tenant_id (or system=True)")
         return TxContext(Scope.TENANT, tenant_id)
+
+
+def _identifier(name: str) -> str:
+    """A table name for a statement (ours, never user input): refused unless plain."""
+    if not name.isidentifier() or not name.isascii():
+        raise ValueError(f"not a plain table name: {name!r}")
+    return name
 
 
 def select_rows(
@@ -357,15 +365,16 @@ class SQLiteDatabase(Database):
 
         return await self.run(probe, system=True, write=False)
 
-    async def analyze(self) -> None:
+    async def analyze(self, table: str | None = None) -> None:
         """ANALYZE with bounded sampling (a few hundred ms on a million rows).  Without
         statistics SQLite plans a search by walking the whole tenant in sort order instead of
         reading the matches from the search indexes (20 ms vs 0.2 ms at 10k rows)."""
+        statement = "ANALYZE" if table is None else f'ANALYZE "{_identifier(table)}"'
 
         def work() -> None:
             with self.writer_engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA analysis_limit=1000")
-                conn.exec_driver_sql("ANALYZE")
+                conn.exec_driver_sql(statement)
                 conn.commit()
 
         await asyncio.get_running_loop().run_in_executor(self._writer, work)
@@ -509,6 +518,24 @@ class PostgresDatabase(Database):
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return loop.time() - start
+
+    async def analyze(self, table: str | None = None) -> None:
+        """ANALYZE one table now, rather than when autovacuum next looks (up to a minute, and
+        only past its thresholds): right after a large import the planner would otherwise
+        plan the next statements on the table as if it were empty (an upsert's match by e-mail
+        read the tenant's every row per chunk: 0.5 s instead of 0.2 ms).  Run as the login
+        user (the table's owner; the application role may not ANALYZE), on a connection
+        dropped afterwards so nothing else ever works as that user."""
+        if table is None:
+            return
+        name = _identifier(table)
+        async with self.engine.connect() as conn:
+            try:
+                await conn.exec_driver_sql("RESET ROLE")
+                await conn.exec_driver_sql(f'ANALYZE "{name}"')
+                await conn.commit()
+            finally:
+                await conn.invalidate()
 
     def pool_status(self) -> dict[str, Any]:
         pool: Any = self.engine.pool

@@ -3,6 +3,7 @@ scope required; SQLite runs in WAL with foreign keys on."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -182,6 +183,38 @@ async def test_analyze_gives_the_planner_statistics(client: Any, db: Any, backen
         write=False,
     )
     assert {"ix_contacts_search_last_name", "ix_contacts_tenant_updated"} <= {r[0] for r in stats}
+
+
+async def test_analyze_of_one_table_keeps_the_application_role(
+    client: Any, db: Any, backend: str
+) -> None:
+    """PostgreSQL: ANALYZE runs as the table's owner on a connection that is then dropped, so
+    every unit still works as the application role (row-level security applies)."""
+    tenant = await make_tenant(client.app)
+
+    def fill(session: Session) -> None:
+        session.add_all(Contact(tenant_id=tenant.id, first_name=f"N{i}") for i in range(50))
+
+    await db.run(fill, tenant_id=tenant.id)
+    await db.analyze("contacts")
+    if backend == "sqlite":
+        query = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'contacts'"
+    else:
+        # (pg_stats hides tables under row-level security from the roles it applies to)
+        query = (
+            "SELECT count(*) FROM pg_stat_user_tables"
+            " WHERE relname = 'contacts' AND last_analyze IS NOT NULL"
+        )
+    analysed = await db.run(lambda s: s.scalar(text(query)), system=True, write=False)
+    assert analysed > 0
+    if backend != "sqlite":
+        users = await asyncio.gather(
+            *(db.run(lambda s: s.scalar(text("SELECT current_user")), system=True, write=False)
+              for _ in range(12))
+        )  # fmt: skip
+        assert set(users) == {db.app_role}
+    with pytest.raises(ValueError, match="plain table name"):
+        await db.analyze('contacts"; DROP TABLE users; --')
 
 
 # -- quick reads (SQLite: on the event loop under a time budget) ---------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from aisha_server import keys
 from aisha_server.config import Settings
@@ -486,6 +486,30 @@ async def test_an_upsert_logs_each_changed_record_once(client: Any, team: Team) 
     assert [got[i]["title"] for i in ids] == ["Clerk", "Boss"] * 3
 
 
+async def test_a_large_import_refreshes_the_tables_statistics(
+    client: Any, team: Team, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aisha_server.services import record_io
+
+    if backend == "sqlite":
+        query = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'contacts'"
+    else:
+        query = (
+            "SELECT count(*) FROM pg_stat_user_tables"
+            " WHERE relname = 'contacts' AND last_analyze IS NOT NULL"
+        )
+
+    async def analysed() -> int:
+        db = client.app[keys.DB]
+        return int(await db.run(lambda s: s.scalar(text(query)), system=True, write=False))
+
+    monkeypatch.setattr(record_io, "ANALYZE_AFTER_ROWS", 3)
+    await upload(client, "contacts", "first_name\nA\nB\n", team.admin)  # below: no ANALYZE
+    assert await analysed() == 0
+    await upload(client, "contacts", "first_name\nA\nB\nC\n", team.admin)
+    assert await analysed() > 0
+
+
 async def test_bulk_update_and_delete(client: Any, team: Team) -> None:
     _, body = await upload(client, "contacts", CONTACTS, team.admin)
     ada_id, alan_id = (r["id"] for r in body["data"]["rows"])
@@ -559,6 +583,19 @@ async def test_emails_and_phones_are_normalised_and_matched(client: Any, team: T
                                        "errors": []}  # fmt: skip
     (ann,) = await listed(client, "contacts", team.admin)
     assert ann["title"] == "Chief" and ann["phone"] == "+12125550100"
+    # an address in any case finds the stored (lower-cased) one
+    status, body = await upload(client, "contacts", "email,title\nANN@example.Com,Owner\n",
+                                team.admin, mode="upsert", match="email")  # fmt: skip
+    assert status == 201 and body["data"]["rows"][0]["status"] == "updated", body
+    # a phone that is no number is matched as typed
+    status, body = await upload(client, "contacts", "first_name,phone\nDesk,ext. 44\n",
+                                team.admin)  # fmt: skip
+    assert status == 201, body
+    status, body = await upload(client, "contacts", "phone,title\next. 44,Reception\n",
+                                team.admin, mode="update", match="phone")  # fmt: skip
+    assert status == 201 and body["data"]["rows"][0]["status"] == "updated", body
+    titles = {r["first_name"]: r["title"] for r in await listed(client, "contacts", team.admin)}
+    assert titles == {"A": "Owner", "Desk": "Reception"}
 
 
 async def test_owner_and_assignee_must_be_users_of_the_tenant(client: Any, team: Team) -> None:
