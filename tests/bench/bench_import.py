@@ -212,13 +212,9 @@ async def _timed_round(service: Any, who: Any, tenant_id: uuid.UUID, data: bytes
     )
 
 
-async def _upsert_round(
-    app: Any, service: Any, data: bytes, rows: int, backend: str
-) -> tuple[float, float, float]:
-    """The file imported into a tenant of its own, then imported again with every row's title
-    changed, `mode=upsert` matched by e-mail: every row found and updated (rows/s, CPU us/row
-    of this process and the workers, load)."""
-    tenant = await make_tenant(app, "Upserts")
+async def _bench_tenant(app: Any, name: str) -> tuple[Any, Any]:
+    """A tenant, its admin's principal, and the custom select field the CSV fills."""
+    tenant = await make_tenant(app, name)
     admin = await make_user(app, role="admin", tenant_id=tenant.id)
     who = await app[keys.AUTH_GATE].principal_for_token(await token_for(app, admin))
     fields: CustomFieldService = app[keys.CUSTOM_FIELD_SERVICE]
@@ -227,6 +223,16 @@ async def _upsert_round(
         tenant.id,
         NewField("contact", "segment", "select", options=["smb", "mid", "enterprise"]),
     )
+    return tenant, who
+
+
+async def _upsert_round(
+    app: Any, service: Any, data: bytes, rows: int, backend: str
+) -> tuple[float, float, float]:
+    """The file imported into a tenant of its own, then imported again with every row's title
+    changed, `mode=upsert` matched by e-mail: every row found and updated (rows/s, CPU us/row
+    of this process and the workers, load)."""
+    tenant, who = await _bench_tenant(app, "Upserts")
     report = await service.import_csv(who, tenant.id, "contacts", data, ImportOptions())
     assert report.totals["created"] == rows, report.totals
     changed = data.replace(b",Buyer,", b",Manager,")
@@ -298,15 +304,7 @@ async def run_import(rows: int, repeat: int, backend: str) -> ImportResult:
         app = create_app(settings)
         pool = app[keys.VALIDATION_POOL]
         try:
-            tenant = await make_tenant(app, "Bench")
-            admin = await make_user(app, role="admin", tenant_id=tenant.id)
-            who = await app[keys.AUTH_GATE].principal_for_token(await token_for(app, admin))
-            fields: CustomFieldService = app[keys.CUSTOM_FIELD_SERVICE]
-            await fields.create_field(
-                who,
-                tenant.id,
-                NewField("contact", "segment", "select", options=["smb", "mid", "enterprise"]),
-            )
+            tenant, who = await _bench_tenant(app, "Bench")
             data = make_csv(rows)
             print(f"[{backend}] CSV: {rows:,} rows, {len(data) / 1e6:.1f} MB", flush=True)
             service = app[keys.RECORD_IO_SERVICE]
