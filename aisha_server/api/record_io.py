@@ -209,7 +209,9 @@ def _mount(spec: EntitySpec) -> None:
             "default: columns named like fields, cf.<name> for custom fields), mode "
             "create|update|upsert, match email|phone|id, dry_run, on_error rollback|skip, "
             "formula_escape (default true: a quote that guards a formula-like cell, as exports "
-            "write them, is removed). "
+            "write them, is removed), background (answer 202 with a job at once and follow it at "
+            "GET /api/import-jobs/<id>: progress, then the report or the error; DELETE "
+            "cancels it and nothing is written). "
             "Tags and multiselect values are separated by ';'. Empty cells leave a field "
             "unset (update: unchanged). At most 200,000 rows and AISHA_MAX_UPLOAD_BYTES."
         ),
