@@ -30,6 +30,7 @@ import orjson
 
 from aisha_desktop.client.csv_io import (
     IMPORT_POLL,
+    IMPORT_POLL_MAX,
     IMPORT_TIMEOUT,
     ExportProgress,
     ExportProgressCallback,
@@ -51,6 +52,7 @@ from aisha_desktop.client.errors import (
     AuthError,
     ClientError,
     OfflineError,
+    RateLimited,
     SessionExpired,
     UnexpectedResponse,
     ValidationError,
@@ -464,12 +466,20 @@ class ApiClient:
         """Look at a background import until it ends; its last answer (with its report or
         error).  Cancelled, it cancels the job on the server before it stops."""
         path = f"/api/import-jobs/{job.id}"
+        delay = IMPORT_POLL
         try:
             while True:
                 if checking is not None:
                     checking(job)
-                await asyncio.sleep(IMPORT_POLL)
-                response = await self._stream("GET", path, read_timeout=IMPORT_TIMEOUT)
+                await asyncio.sleep(delay)
+                # looks grow sparser (a long import polls ~30 times a minute, well inside the
+                # server's rate limit, which sync shares); a 429 only delays the next look
+                delay = min(delay * 1.5, IMPORT_POLL_MAX)
+                try:
+                    response = await self._stream("GET", path, read_timeout=IMPORT_TIMEOUT)
+                except RateLimited as limited:
+                    delay = max(delay, limited.retry_after or IMPORT_POLL_MAX)
+                    continue
                 answer = await self._read_data(response, "GET", path)
                 job = _job_state(answer)
                 if job.status != "running":

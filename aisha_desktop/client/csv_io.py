@@ -26,7 +26,8 @@ IMPORT_MODES: tuple[ImportMode, ...] = ("create", "update", "upsert")
 MATCH_KEYS: tuple[MatchKey, ...] = ("email", "phone", "id")
 UPLOAD_SLICE = 64 * 1024  # bytes per write of an upload: progress granularity, cancel latency
 IMPORT_TIMEOUT = 600.0  # reading the upload's answer (a background import answers at once)
-IMPORT_POLL = 0.25  # seconds between looks at a background import
+IMPORT_POLL = 0.25  # seconds before the first look at a background import
+IMPORT_POLL_MAX = 2.0  # seconds between looks once it has run a while
 
 # (bytes sent, bytes in total) of an upload
 UploadProgress = Callable[[int, int], None]

@@ -9,6 +9,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from aisha_desktop.client.csv_io import (
     RecordCounter,
     record_end,
 )
+from aisha_desktop.client.errors import RateLimited
 from tests.desktop.client.conftest import LiveServer, expired_access_token
 from tests.factories import SeededUser
 
@@ -187,6 +189,31 @@ async def test_cancel_while_the_server_imports_rolls_it_back(signed_in: ApiClien
     assert await contact_count(api) == 0
     report = await api.import_csv("contacts", contacts_csv(3), mapping=MAPPING)
     assert report.count("created") == 3
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"RATE_LIMIT_MAX": 2, "RATE_LIMIT_WINDOW_MS": 2_000}]
+)
+async def test_a_rate_limited_look_at_the_job_only_delays_the_next(
+    signed_in: ApiClient,
+) -> None:
+    api = signed_in
+    limited: list[float | None] = []
+    stream = api._stream
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await stream(*args, **kwargs)
+        except RateLimited as exc:
+            limited.append(exc.retry_after)
+            raise
+
+    api._stream = counting  # type: ignore[method-assign]
+    await asyncio.sleep(2.1)  # a fresh window for the upload
+    report = await api.import_csv("contacts", contacts_csv(12_000), mapping=MAPPING)
+    assert report.count("created") == 12_000
+    assert limited, "the import should have met the rate limit while it was followed"
+    assert await contact_count(api) == 12_000
 
 
 async def test_import_after_the_access_token_expired(live: LiveServer, admin: SeededUser) -> None:
