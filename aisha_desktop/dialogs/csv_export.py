@@ -299,7 +299,7 @@ class CsvExportDialog(QDialog):
         show_banner(self.error, "")
         show_banner(self.status, "")
         self.exported = None
-        self.transfer.start("Waiting for the server…")
+        self.transfer.start("Waiting for the server…", cancel="Cancel export")
         params = export_params(
             self.entity,
             self.scope,

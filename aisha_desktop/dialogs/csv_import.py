@@ -488,7 +488,9 @@ class CsvImportDialog(QDialog):
         self._sent_all = False
         self._job = None
         self._dry_run = dry_run
-        self.transfer.start("Uploading…", steps=1)
+        self.transfer.start(
+            "Uploading…", steps=1, cancel="Cancel dry run" if dry_run else "Cancel import"
+        )
         try:
             report = await self.api.import_csv(
                 self.entity,

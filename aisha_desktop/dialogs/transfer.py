@@ -31,8 +31,10 @@ class Transfer:
         self.cancel_button.clicked.connect(on_cancel)
         self.finish()
 
-    def start(self, text: str, *, steps: int = 0) -> None:
-        """Show the transfer; `steps` 0: busy until `step` says how far it is."""
+    def start(self, text: str, *, steps: int = 0, cancel: str = "Cancel transfer") -> None:
+        """Show the transfer; `steps` 0: busy until `step` says how far it is; `cancel` is
+        what the cancel button says it stops."""
+        self.cancel_button.setText(cancel)
         self.bar.setRange(0, steps)
         self.bar.setValue(0)
         self.label.setText(text)

@@ -427,6 +427,7 @@ async def test_cancel_while_the_server_imports_rolls_the_file_back(
         if len(seen) == 1:
             assert dialog.progress.isVisible()
             assert dialog.transfer.label.text().startswith("Importing:")
+            assert dialog.cancel_button.text() == "Cancel import"
             screenshot(dialog, "csv-import-running")
             dialog.cancel_button.click()
 
