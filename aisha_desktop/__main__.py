@@ -304,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from aisha_desktop.gc_guard import MainThreadCollector
+
     app = QApplication(sys.argv[:1])
     app.setApplicationName("AiSHA")
     app.setQuitOnLastWindowClosed(False)  # the loop ends after the cleanup, not before
@@ -316,9 +318,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ticker = QTimer()
     ticker.timeout.connect(lambda: None)
     ticker.start(250)
+    # replica calls run on worker threads: cyclic garbage (Qt objects included) is
+    # collected on this thread only, or Qt objects could die on a worker and crash the process
+    collector = MainThreadCollector()
+    collector.start()
     work = self_test() if args.self_test else run_gui(data_dir, local)
-    with loop:
-        code: int = loop.run_until_complete(work)
+    try:
+        with loop:
+            code: int = loop.run_until_complete(work)
+    finally:
+        collector.stop()
     return code
 
 

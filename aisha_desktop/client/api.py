@@ -550,14 +550,19 @@ class ApiClient:
                     await asyncio.to_thread(handle.close)
             finally:
                 await response.aclose()
-            await asyncio.to_thread(partial.replace, target)
+            rows = max(counter.records - 1, 0)
+            if progress is not None:
+                progress(ExportProgress(written, rows))
+            # the last point a cancel (one asked for from that report included) can stop
+            # the export; from here the file is renamed into place and the call returns with
+            # no await between, so a cancelled export never leaves a file, nor a finished one
+            # a cancelled task
+            await asyncio.sleep(0)
+            partial.replace(target)
         except BaseException:
             with contextlib.suppress(OSError):
                 partial.unlink()
             raise
-        rows = max(counter.records - 1, 0)
-        if progress is not None:
-            progress(ExportProgress(written, rows))
         chosen = header_of(head)
         return ExportResult(target, rows, written, chosen)
 

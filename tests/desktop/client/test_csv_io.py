@@ -314,6 +314,30 @@ async def test_cancel_mid_download_removes_the_partial_file(
     assert result.rows == 4500
 
 
+async def test_a_cancel_asked_at_the_last_report_leaves_no_file(
+    signed_in: ApiClient, tmp_path: Path
+) -> None:
+    api = signed_in
+    await api.import_csv("contacts", contacts_csv(30), mapping=MAPPING)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    target = folder / "small.csv"
+    task: asyncio.Task[object] | None = None
+    seen: list[ExportProgress] = []
+
+    def progress(step: ExportProgress) -> None:
+        seen.append(step)
+        # the final report repeats the stream's last one (each of those adds bytes)
+        if task is not None and len(seen) > 1 and step == seen[-2]:
+            task.cancel()
+
+    task = asyncio.ensure_future(api.export_csv("contacts", target, progress=progress))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen[-1].rows == 30 and seen[-1] == seen[-2]  # stopped at the final report
+    assert list(folder.iterdir()) == []  # neither the file nor its .part
+
+
 # -- the stream helpers, on their own ------------------------------------------------------------
 
 
