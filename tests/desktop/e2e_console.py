@@ -171,12 +171,19 @@ def main() -> int:
     import qasync  # type: ignore[import-untyped]
     from PySide6.QtWidgets import QApplication
 
+    from aisha_desktop.gc_guard import MainThreadCollector
+
     app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    with loop:
-        code: int = loop.run_until_complete(drive(args, local))
+    collector = MainThreadCollector()  # as the console's own entry point
+    collector.start()
+    try:
+        with loop:
+            code: int = loop.run_until_complete(drive(args, local))
+    finally:
+        collector.stop()
     return code
 
 
