@@ -53,6 +53,7 @@ class FieldSpec:
     required: bool = False
     options: tuple[str, ...] = ()
     custom: bool = False
+    option_titles: tuple[str, ...] = ()  # what a select shows for each option (default: it)
 
 
 def _f(name: str, kind: str = "text", required: bool = False, label: str = "") -> FieldSpec:
@@ -153,6 +154,21 @@ CUSTOM_KINDS = frozenset(
     {"text", "number", "currency", "date", "datetime", "select", "multiselect", "boolean",
      "email", "phone", "url"}
 )  # fmt: skip
+
+
+def form_specs(entity: str, stages: Sequence[str] = ()) -> list[FieldSpec]:
+    """The built-in fields of `entity`'s form.  An opportunity's stage is a choice of the
+    tenant's pipeline `stages` (the server refuses any other)."""
+    specs = list(FIELDS[entity])
+    if entity == "opportunities" and stages:
+        titles = tuple(s.replace("_", " ").capitalize() for s in stages)
+        specs = [
+            FieldSpec("stage", "Stage", "select", options=tuple(stages), option_titles=titles)
+            if spec.name == "stage"
+            else spec
+            for spec in specs
+        ]
+    return specs
 
 
 def custom_field_specs(entity: str, rows: Iterable[Mapping[str, Any]]) -> list[FieldSpec]:

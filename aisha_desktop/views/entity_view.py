@@ -51,11 +51,11 @@ from PySide6.QtWidgets import (
 from aisha_desktop.dialogs.convert_lead import ConvertLeadDialog
 from aisha_desktop.models.board import module_enabled, opportunity_stages
 from aisha_desktop.models.fields import (
-    FIELDS,
     STATUSES,
     column_title,
     custom_field_specs,
     display_name,
+    form_specs,
 )
 from aisha_desktop.models.record_table import RecordTableModel
 from aisha_desktop.models.saved_views import SettingsStore
@@ -292,7 +292,12 @@ class EntityView(QWidget):
     def rebuild_form(self, custom_rows: Iterable[Mapping[str, Any]]) -> None:
         """(Re)build the record form; the tenant's custom fields changed.  What the user
         typed into the old form is carried over where the field still exists."""
-        specs = [*FIELDS[self.entity], *custom_field_specs(self.entity, custom_rows)]
+        stages = (
+            opportunity_stages(self.replica.settings("module_settings"))
+            if self.entity == "opportunities"
+            else []
+        )
+        specs = [*form_specs(self.entity, stages), *custom_field_specs(self.entity, custom_rows)]
         old = getattr(self, "editor", None)
         typed = old.raw_values() if old is not None and old.dirty else None
         self.editor = RecordEditor(self.entity, specs)
@@ -556,7 +561,9 @@ class EntityView(QWidget):
 
     def entities_changed(self, entities: frozenset[str]) -> None:
         self.model.entities_changed(entities)
-        if "custom_fields" in entities:
+        if "custom_fields" in entities or (
+            "module_settings" in entities and self.entity == "opportunities"  # the pipeline
+        ):
             self.rebuild_form(self.replica.settings("custom_fields"))
         elif self.entity in entities and not self.editor.dirty:
             self._load_panel()

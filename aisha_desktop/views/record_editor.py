@@ -94,8 +94,9 @@ class RecordEditor(QWidget):
         if spec.kind == "select":
             combo = QComboBox()
             combo.addItem("", None)
-            for option in spec.options:
-                combo.addItem(option, option)
+            titles = spec.option_titles or spec.options
+            for option, title in zip(spec.options, titles, strict=True):
+                combo.addItem(title, option)
             combo.setEditable(not spec.options)
             combo.currentIndexChanged.connect(self._changed)
             return combo
@@ -195,7 +196,15 @@ class RecordEditor(QWidget):
         return self.raw_values() != self._original
 
     def problems(self) -> dict[str, str]:
-        return validate(self.specs, self.raw_values())
+        """What is wrong with what the user entered.  A stored value the user left alone is
+        not held against the edit (a stage the pipeline no longer has, an address imported
+        before the rules): only a required field left empty is."""
+        raw = self.raw_values()
+        return {
+            name: message
+            for name, message in validate(self.specs, raw).items()
+            if raw[name] != self._original.get(name) or raw[name] in (None, "", [])
+        }
 
     def show_errors(self, problems: Mapping[str, str]) -> None:
         for name, label in self._errors.items():

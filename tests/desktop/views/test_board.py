@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QComboBox
 
 from aisha_desktop.models.board import (
     DEFAULT_STAGES,
@@ -383,3 +383,52 @@ async def test_a_move_reaches_the_server(live: Live, team: Team, qtbot: Any) -> 
     record = engine.replica.get("opportunities", deal["id"])
     assert record is not None and not record.pending
     board.close_board()
+
+
+async def test_the_record_form_offers_the_pipeline_stages(desk: Desk, qtbot: Any) -> None:
+    rows = pipeline(desk, stages=STAGES)
+    legacy = {**rows[1], "stage": "qualification"}  # a stage the pipeline no longer has
+    fill(desk.replica, {"opportunities": [legacy]})
+    win = MainWindow(desk, search_delay_ms=10)
+    qtbot.addWidget(win)
+    win.resize(1300, 800)
+    win.show()
+    view = win.show_record("opportunities", rows[0]["id"])
+    stage = view.editor.editor("stage")
+    assert isinstance(stage, QComboBox) and not stage.isEditable()
+    offered = [stage.itemData(i) for i in range(stage.count())]
+    assert offered == [None, *STAGES]
+    assert [stage.itemText(i) for i in range(1, 3)] == ["Discovery", "Demo"]
+    assert stage.currentData() == rows[0]["stage"]
+
+    view.editor.set_value("stage", "negotiation")
+    assert await view.save()
+    record = desk.replica.get("opportunities", rows[0]["id"])
+    assert record is not None and record.data["stage"] == "negotiation"
+    assert desk.replica.outbox()[-1].fields == {"stage": "negotiation"}
+
+    # an old stage is shown as it is and does not stop other edits; choosing it is refused
+    view = win.show_record("opportunities", legacy["id"])
+    stage = view.editor.editor("stage")
+    assert isinstance(stage, QComboBox) and stage.currentText() == "qualification"
+    view.editor.set_value("amount", "1250")
+    assert view.editor.problems() == {}
+    assert await view.save()
+    saved = desk.replica.get("opportunities", legacy["id"])
+    assert saved is not None and saved.data["stage"] == "qualification"
+    assert desk.replica.outbox()[-1].fields == {"amount": "1250"}
+    view.editor.set_value("stage", "won")
+    view.editor.set_value("stage", "qualification")  # typed back in: a change to check
+    assert view.editor.problems() == {}  # unchanged from what was loaded: not held against it
+
+    # the pipeline changes: the form offers the new stages
+    modules = [{"id": "m1", "module_name": "opportunities", "is_enabled": True,
+                "settings": {"stages": ["intro", "closed"]}}]  # fmt: skip
+    fill(desk.replica, {}, {"module_settings": modules})
+    view.entities_changed(frozenset({"module_settings"}))
+    stage = view.editor.editor("stage")
+    assert isinstance(stage, QComboBox)
+    assert [stage.itemData(i) for i in range(stage.count())][:3] == [None, "intro", "closed"]
+    view.editor.set_value("stage", "demo")  # no longer offered
+    assert "stage" in view.editor.problems()
+    win.close()
