@@ -34,7 +34,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from aisha_desktop.models.fields import display_name
+from aisha_desktop.models.fields import display_name, stage_title
 from aisha_desktop.replica import Replica
 
 log = logging.getLogger("aisha.desktop.models")
@@ -66,10 +66,6 @@ def opportunity_stages(module_rows: Iterable[Mapping[str, Any]]) -> list[str]:
 def module_enabled(module_rows: Iterable[Mapping[str, Any]], module: str) -> bool:
     row = module_row(module_rows, module)
     return row is None or bool(row.get("is_enabled", True))
-
-
-def stage_title(stage: str) -> str:
-    return stage.replace("_", " ").capitalize() if stage else "No stage"
 
 
 def format_amount(value: Any) -> str:

@@ -156,12 +156,17 @@ CUSTOM_KINDS = frozenset(
 )  # fmt: skip
 
 
+def stage_title(stage: str) -> str:
+    """How an opportunity stage key is shown ("closed_won" -> "Closed won")."""
+    return stage.replace("_", " ").capitalize() if stage else "No stage"
+
+
 def form_specs(entity: str, stages: Sequence[str] = ()) -> list[FieldSpec]:
     """The built-in fields of `entity`'s form.  An opportunity's stage is a choice of the
     tenant's pipeline `stages` (the server refuses any other)."""
     specs = list(FIELDS[entity])
     if entity == "opportunities" and stages:
-        titles = tuple(s.replace("_", " ").capitalize() for s in stages)
+        titles = tuple(stage_title(s) for s in stages)
         specs = [
             FieldSpec("stage", "Stage", "select", options=tuple(stages), option_titles=titles)
             if spec.name == "stage"

@@ -42,6 +42,7 @@ from aisha_desktop.models.fields import (
     column_title,
     filterable_columns,
     sortable_columns,
+    stage_title,
 )
 from aisha_desktop.replica import QueryPage, Replica, ReplicaRow
 
@@ -167,7 +168,11 @@ class RecordTableModel(QAbstractTableModel):
         if record is None:
             return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return cell_text(record.data.get(self._columns[index.column()]))
+            name = self._columns[index.column()]
+            value = record.data.get(name)
+            if name == "stage" and isinstance(value, str) and value:
+                return stage_title(value)  # as the board and the form show it
+            return cell_text(value)
         if role == RecordRole:
             return record
         if role == IdRole:

@@ -400,6 +400,9 @@ async def test_the_record_form_offers_the_pipeline_stages(desk: Desk, qtbot: Any
     assert offered == [None, *STAGES]
     assert [stage.itemText(i) for i in range(1, 3)] == ["Discovery", "Demo"]
     assert stage.currentData() == rows[0]["stage"]
+    column = view.model.columns.index("stage")  # the table shows stages as titled, too
+    titles = {view.model.index(r, column).data() for r in range(view.model.rowCount())}
+    assert {"Discovery", "Won", "Qualification", ""} <= titles and "discovery" not in titles
 
     view.editor.set_value("stage", "negotiation")
     assert await view.save()
