@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -178,7 +179,7 @@ class MainWindow(QMainWindow):
         self.tenant_switcher: TenantSwitcher | None = None
         if self.role == "superadmin":
             self.tenant_switcher = TenantSwitcher(self.engine.api, self.console_tenant_id)
-            self.tenant_switcher.switch_requested.connect(self.tenant_switch_requested)
+            self.tenant_switcher.switch_requested.connect(self._switch_requested)
             bar.addPermanentWidget(self.tenant_switcher)
             self.tenant_switcher.start()
 
@@ -280,6 +281,29 @@ class MainWindow(QMainWindow):
             me = getattr(self.context, "me", None)
             tenant_id = getattr(me, "tenant_id", None)
         return str(tenant_id)
+
+    def _switch_requested(self, tenant_id: str) -> None:
+        if self.confirm_switch():
+            self.tenant_switch_requested.emit(tenant_id)
+
+    def confirm_switch(self) -> bool:
+        """Edits not yet on the server stay in this tenant's replica when the console moves
+        to another: they are sent when it works in this tenant again.  Say so first."""
+        pending = self.engine.replica.pending_count()
+        if pending == 0:
+            return True
+        switcher = self.tenant_switcher
+        here = switcher.currentText() if switcher is not None else "this tenant"
+        edits = f"{pending:,} edit{'s' if pending != 1 else ''}"
+        verb = "is" if pending == 1 else "are"
+        answer = QMessageBox.question(
+            self,
+            "Switch tenant",
+            f"{edits} made in {here} {verb} not on the server yet.\n\n"
+            f"{'It stays' if pending == 1 else 'They stay'} on this computer and "
+            f"{verb} sent when you work in {here} again. Switch anyway?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def choose_tenant(self) -> None:
         if self.tenant_switcher is not None:

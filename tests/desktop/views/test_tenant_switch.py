@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from keyring.backends.fail import Keyring as NoKeyring
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from aisha_desktop.__main__ import _closed, _switch_tenant
 from aisha_desktop.bootstrap import Bootstrap
@@ -72,6 +72,7 @@ async def test_a_superadmin_switches_tenant(
     team: Team,  # noqa: F811
     qtbot: Any,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     other = await make_tenant(live.app, "Northwind Traders", slug="northwind")
     await make_tenant(live.app, "Globex Retail", slug="globex", status="suspended")
@@ -117,6 +118,29 @@ async def test_a_superadmin_switches_tenant(
         switcher.activated.emit(switcher.findData(str(other.id)))
         assert requested == [str(other.id)] and await outcome == str(other.id)
         assert switcher.currentData() == str(team.tenant_id)
+
+        # an edit not yet on the server: the switch asks first, and "No" stays
+        [alpha] = context.replica.query("accounts", limit=5).rows
+        context.replica.local_update("accounts", alpha.id, {"industry": "Retail"})
+        asked: list[str] = []
+        answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+
+        def question(_parent: Any, title: str, text: str) -> QMessageBox.StandardButton:
+            asked.append(f"{title}: {text}")
+            return answers.pop(0)
+
+        monkeypatch.setattr(QMessageBox, "question", question)
+        requested.clear()
+        switcher.activated.emit(switcher.findData(str(other.id)))
+        assert requested == [] and len(asked) == 1
+        assert "1 edit made in Replica Co is not on the server yet" in asked[0]
+        assert "It stays on this computer" in asked[0]
+        switcher.activated.emit(switcher.findData(str(other.id)))
+        assert requested == [str(other.id)] and len(asked) == 2
+        await context.engine.sync_now()  # pushed: nothing to ask about any more
+        assert context.replica.pending_count() == 0
+        switcher.activated.emit(switcher.findData(str(other.id)))
+        assert requested == [str(other.id)] * 2 and len(asked) == 2
 
         # a tenant made in the Tenants dialog (opened from the palette) shows in the switcher
         palette = window.open_palette()
