@@ -156,3 +156,19 @@ async def user_with_headers(
 async def login_headers(client: Any, user: SeededUser) -> dict[str, str]:
     data = await login(client, user.email, user.password)
     return bearer(data["token"])
+
+
+async def contacts_analysed(db: Any, backend: str) -> int:
+    """Whether `contacts` has planner statistics (>0: ANALYZE has run on it).  On PostgreSQL
+    pg_stats hides tables under row-level security from the roles it applies to, so the
+    statistics collector's own record of the last ANALYZE is read."""
+    from sqlalchemy import text
+
+    if backend == "sqlite":
+        query = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'contacts'"
+    else:
+        query = (
+            "SELECT count(*) FROM pg_stat_user_tables"
+            " WHERE relname = 'contacts' AND last_analyze IS NOT NULL"
+        )
+    return int(await db.run(lambda s: s.scalar(text(query)), system=True, write=False))

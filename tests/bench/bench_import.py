@@ -577,34 +577,26 @@ def run_export(backend: str, sizes: Sequence[int], reseed: bool) -> list[ExportR
                 f" {warm.rss_before_mb:.0f} -> peak {warm.rss_peak_mb:.0f} MiB",
                 flush=True,
             )
-            runs = {}
-            for i in order:
-                run_ = asyncio.run(stream_export(base, tokens[i], server.pid))
+
+            def export(i: int, sort: str | None = None) -> ExportRun:
+                query = f"?sort={sort}" if sort else ""
+                run_ = asyncio.run(stream_export(base, tokens[i], server.pid, query))
                 if run_.rows != sizes[i]:
                     raise RuntimeError(f"exported {run_.rows:,} rows of {sizes[i]:,}")
+                what = f"sorted by {sort}" if sort else f"({run_.megabytes:.0f} MB)"
                 print(
-                    f"[{backend}] export {run_.rows:,} rows ({run_.megabytes:.0f} MB):"
+                    f"[{backend}] export {run_.rows:,} rows {what}:"
                     f" {run_.seconds:.1f} s, {run_.rate:,.0f} rows/s, server RSS"
                     f" {run_.rss_before_mb:.0f} -> peak {run_.rss_peak_mb:.0f} MiB"
                     f" (+{run_.growth_mb:.1f})",
                     flush=True,
                 )
-                runs[i] = run_
+                return run_
+
+            runs = {i: export(i) for i in order}
             # the largest tenant once more in a list's sort (keyset on the sort column)
-            biggest = order[-1]
             for sort in SORTED_EXPORTS:
-                run_ = asyncio.run(
-                    stream_export(base, tokens[biggest], server.pid, f"?sort={sort}")
-                )
-                if run_.rows != sizes[biggest]:
-                    raise RuntimeError(f"exported {run_.rows:,} rows of {sizes[biggest]:,}")
-                print(
-                    f"[{backend}] export {run_.rows:,} rows sorted by {sort}:"
-                    f" {run_.seconds:.1f} s, {run_.rate:,.0f} rows/s, server RSS"
-                    f" {run_.rss_before_mb:.0f} -> peak {run_.rss_peak_mb:.0f} MiB"
-                    f" (+{run_.growth_mb:.1f})",
-                    flush=True,
-                )
+                export(order[-1], sort)
             return [*(runs[i] for i in range(len(sizes))), warm]
         finally:
             server.stop()

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from aisha_server.db.models import Contact, Tenant
-from tests.factories import make_tenant
+from tests.factories import contacts_analysed, make_tenant
 
 
 async def test_tenant_scope_needs_a_tenant(client: Any, db: Any) -> None:
@@ -197,16 +197,7 @@ async def test_analyze_of_one_table_keeps_the_application_role(
 
     await db.run(fill, tenant_id=tenant.id)
     await db.analyze("contacts")
-    if backend == "sqlite":
-        query = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'contacts'"
-    else:
-        # (pg_stats hides tables under row-level security from the roles it applies to)
-        query = (
-            "SELECT count(*) FROM pg_stat_user_tables"
-            " WHERE relname = 'contacts' AND last_analyze IS NOT NULL"
-        )
-    analysed = await db.run(lambda s: s.scalar(text(query)), system=True, write=False)
-    assert analysed > 0
+    assert await contacts_analysed(db, backend) > 0
     if backend != "sqlite":
         users = await asyncio.gather(
             *(db.run(lambda s: s.scalar(text("SELECT current_user")), system=True, write=False)

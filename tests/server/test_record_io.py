@@ -12,14 +12,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from aisha_server import keys
 from aisha_server.config import Settings
 from aisha_server.db.models import Tenant
 from aisha_server.db.models.sync import SyncChange
 from aisha_server.services.record_io import ExportParams
-from tests.factories import SeededUser, make_tenant, user_with_headers
+from tests.factories import SeededUser, contacts_analysed, make_tenant, user_with_headers
 
 
 @dataclass
@@ -491,17 +491,8 @@ async def test_a_large_import_refreshes_the_tables_statistics(
 ) -> None:
     from aisha_server.services import record_io
 
-    if backend == "sqlite":
-        query = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'contacts'"
-    else:
-        query = (
-            "SELECT count(*) FROM pg_stat_user_tables"
-            " WHERE relname = 'contacts' AND last_analyze IS NOT NULL"
-        )
-
     async def analysed() -> int:
-        db = client.app[keys.DB]
-        return int(await db.run(lambda s: s.scalar(text(query)), system=True, write=False))
+        return await contacts_analysed(client.app[keys.DB], backend)
 
     monkeypatch.setattr(record_io, "ANALYZE_AFTER_ROWS", 3)
     await upload(client, "contacts", "first_name\nA\nB\n", team.admin)  # below: no ANALYZE
