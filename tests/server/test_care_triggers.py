@@ -751,10 +751,18 @@ async def test_paused_tenants_are_held_back(
     app = client.app
     paused_tenant, live_tenant = await make_tenant(app), await make_tenant(app)
 
+    asked = asyncio.Event()
+
     async def paused() -> set[uuid.UUID]:
+        asked.set()
         return {paused_tenant.id}
 
-    app[keys.CARE_TRIGGER_WORKER].paused_tenants = paused
+    # a cycle already past its look at the paused tenants (with the app's own answer) would
+    # claim what is enqueued next: wait until a cycle has asked this one
+    worker = app[keys.CARE_TRIGGER_WORKER]
+    worker.paused_tenants = paused
+    worker.wake()
+    await asyncio.wait_for(asked.wait(), timeout=10)
     held = await enqueue(app, paused_tenant.id)
     sent = await enqueue(app, live_tenant.id)
     await wait_until(app, sent, settled("delivered"))
