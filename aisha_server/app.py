@@ -190,8 +190,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         settings, db, app[keys.HTTP]
     )
 
-    app[keys.CARE_TRIGGER_WORKER].paused_tenants = app[keys.CARE_SERVICE].paused_tenants
-
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes.table)
     api_docs.setup(app)

@@ -350,15 +350,6 @@ class CareService:
         await self._db.run(write, tenant_id=tenant_id)
         return await self.status(actor, tenant_id)
 
-    async def paused_tenants(self) -> set[uuid.UUID]:
-        """Tenants an admin paused (the trigger worker holds their deliveries)."""
-
-        def read(session: Session) -> set[uuid.UUID]:
-            query = select(CareTenantControl.tenant_id).where(CareTenantControl.paused.is_(True))
-            return set(session.scalars(query))
-
-        return await self._db.run(read, system=True, write=False)
-
     # -- states ------------------------------------------------------------------------
     async def list_states(
         self,

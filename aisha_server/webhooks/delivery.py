@@ -28,6 +28,7 @@ from aisha_server.auth.authorize import TENANT_ADMINS, expand_action
 from aisha_server.auth.principal import Principal
 from aisha_server.care.audit import ORIGIN_HUMAN, WORKFLOW_TRIGGERED, record_audit
 from aisha_server.db.base import utcnow
+from aisha_server.db.models.care import CareTenantControl
 from aisha_server.db.models.deliveries import (
     DELIVERED,
     FAILED,
@@ -150,39 +151,41 @@ class Attempt:
     retry_after: float | None = None
 
 
-def _due(now: datetime, exclude_tenants: Iterable[uuid.UUID]) -> list[Any]:
-    conditions: list[Any] = [
+def _due(now: datetime) -> list[Any]:
+    """Pending, due, and not of a tenant an admin has paused.  The pause is read in the same
+    statement as the claim, so a pause committed before a claim holds every row the claim
+    would have taken (a set read earlier in the cycle let one delivery through)."""
+    paused = (
+        select(CareTenantControl.tenant_id)
+        .where(
+            CareTenantControl.tenant_id == CareTriggerDelivery.tenant_id,
+            CareTenantControl.paused.is_(True),
+        )
+        .exists()
+    )
+    return [
         CareTriggerDelivery.status == PENDING,
         CareTriggerDelivery.next_attempt_at <= now,
+        ~paused,
     ]
-    excluded = list(exclude_tenants)
-    if excluded:
-        conditions.append(CareTriggerDelivery.tenant_id.not_in(excluded))
-    return conditions
 
 
-def any_due(session: Session, *, now: datetime, exclude_tenants: Iterable[uuid.UUID] = ()) -> bool:
+def any_due(session: Session, *, now: datetime) -> bool:
     """A cheap read before `claim_due`'s write transaction (the worker polls every second)."""
-    query = select(CareTriggerDelivery.id).where(*_due(now, exclude_tenants)).limit(1)
+    query = select(CareTriggerDelivery.id).where(*_due(now)).limit(1)
     return session.scalar(query) is not None
 
 
-def claim_due(
-    session: Session,
-    *,
-    now: datetime,
-    lease: timedelta,
-    limit: int,
-    exclude_tenants: Iterable[uuid.UUID] = (),
-) -> list[Claimed]:
-    """Take the lease of up to `limit` due rows.  PostgreSQL: `FOR UPDATE SKIP LOCKED` lets
-    concurrent instances claim disjoint rows; SQLite: the writer's `BEGIN IMMEDIATE` does."""
+def claim_due(session: Session, *, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
+    """Take the lease of up to `limit` due rows of tenants not paused.  PostgreSQL: `FOR
+    UPDATE SKIP LOCKED` lets concurrent instances claim disjoint rows; SQLite: the writer's
+    `BEGIN IMMEDIATE` does."""
     query = (
         select(CareTriggerDelivery)
-        .where(*_due(now, exclude_tenants))
+        .where(*_due(now))
         .order_by(CareTriggerDelivery.next_attempt_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=CareTriggerDelivery, skip_locked=True)
     )
     claimed = []
     for row in session.scalars(query):

@@ -10,6 +10,9 @@ to an hour apart), across restarts, until it is delivered or is `give_up_after` 
 
 Kill switch (13.2): nothing is sent unless `CARE_ENABLED` and
 `CARE_WORKFLOW_TRIGGERS_ENABLED` are true and the URL and secret are set; queued rows wait.
+A tenant an admin has paused (`PUT /api/care/pause`) has its rows held from the first claim
+after the pause commits (the claim statement itself reads the pause); a round already under
+way finishes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,8 +48,6 @@ from aisha_server.webhooks.http import OutboundHttp
 from aisha_server.webhooks.sender import post_signed
 
 log = logging.getLogger("aisha.care.triggers")
-
-PausedTenants = Callable[[], Awaitable[set[uuid.UUID]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +104,10 @@ class CareTriggerWorker:
         http: OutboundHttp,
         *,
         timing: DeliveryTiming | None = None,
-        paused_tenants: PausedTenants | None = None,
     ) -> None:
         self._db = db
         self._http = http
         self.timing = timing or DeliveryTiming()
-        self.paused_tenants = paused_tenants
         self.disabled_reason = disabled_reason(settings)
         self.retention = timedelta(days=settings.CARE_AUDIT_LOG_RETENTION_DAYS)
         self._url = settings.CARE_WORKFLOW_ESCALATION_WEBHOOK_URL or ""
@@ -201,24 +200,17 @@ class CareTriggerWorker:
         returns how many."""
         if not self.enabled:
             return 0
-        paused = await self.paused_tenants() if self.paused_tenants is not None else set()
         now = utcnow()
         self.last_run_at = now
 
         def due(session: Session) -> bool:
-            return any_due(session, now=now, exclude_tenants=paused)
+            return any_due(session, now=now)
 
         if not await self._db.run(due, system=True, write=False):
             return 0
 
         def claim(session: Session) -> list[Claimed]:
-            return claim_due(
-                session,
-                now=now,
-                lease=self.lease,
-                limit=self.timing.concurrency,
-                exclude_tenants=paused,
-            )
+            return claim_due(session, now=now, lease=self.lease, limit=self.timing.concurrency)
 
         claimed = await self._db.run(claim, system=True)
         if not claimed:

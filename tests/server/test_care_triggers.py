@@ -750,25 +750,54 @@ async def test_paused_tenants_are_held_back(
 ) -> None:
     app = client.app
     paused_tenant, live_tenant = await make_tenant(app), await make_tenant(app)
+    _, headers = await user_with_headers(app, "admin", paused_tenant.id)
+    resp = await client.put("/api/care/pause", json={"paused": True}, headers=headers)
+    assert resp.status == 200, await resp.text()
 
-    asked = asyncio.Event()
-
-    async def paused() -> set[uuid.UUID]:
-        asked.set()
-        return {paused_tenant.id}
-
-    # a cycle already past its look at the paused tenants (with the app's own answer) would
-    # claim what is enqueued next: wait until a cycle has asked this one
-    worker = app[keys.CARE_TRIGGER_WORKER]
-    worker.paused_tenants = paused
-    worker.wake()
-    await asyncio.wait_for(asked.wait(), timeout=10)
     held = await enqueue(app, paused_tenant.id)
     sent = await enqueue(app, live_tenant.id)
     await wait_until(app, sent, settled("delivered"))
     await asyncio.sleep(0.2)
     assert receiver.event_ids() == [str(sent)]
-    assert (await row(app, held)).status == "pending"
+    kept = await row(app, held)
+    assert (kept.status, kept.attempts, kept.lease_token) == ("pending", 0, None)
+
+    resp = await client.put("/api/care/pause", json={"paused": False}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    app[keys.CARE_TRIGGER_WORKER].wake()
+    await wait_until(app, held, settled("delivered"))
+    assert receiver.event_ids() == [str(sent), str(held)]
+
+
+async def test_the_claim_itself_reads_the_pause(
+    client: TestClient[Any, Any], receiver: Receiver
+) -> None:
+    """No set of paused tenants read earlier can be stale: a pause committed between the
+    worker's cheap look for due rows and its claim still holds the row."""
+    from aisha_server.webhooks.delivery import any_due, claim_due
+
+    app = client.app
+    db = app[keys.DB]
+    tenant = await make_tenant(app)
+    worker = app[keys.CARE_TRIGGER_WORKER]
+    worker.disabled_reason = "held by the test"  # the test claims by hand
+    event_id = await enqueue(app, tenant.id)
+    assert await db.run(lambda s: any_due(s, now=utcnow()), system=True, write=False)
+
+    _, headers = await user_with_headers(app, "admin", tenant.id)
+    resp = await client.put("/api/care/pause", json={"paused": True}, headers=headers)
+    assert resp.status == 200, await resp.text()
+
+    def claim(session: Session) -> list[Any]:
+        return claim_due(session, now=utcnow(), lease=timedelta(minutes=5), limit=5)
+
+    assert await db.run(claim, system=True) == []
+    assert not await db.run(lambda s: any_due(s, now=utcnow()), system=True, write=False)
+    resp = await client.put("/api/care/pause", json={"paused": False}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    [claimed] = await db.run(claim, system=True)
+    assert claimed.id == event_id
+    assert receiver.received == []
 
 
 # -- the admin API -------------------------------------------------------------------------
