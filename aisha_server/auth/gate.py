@@ -5,13 +5,20 @@ still valid and what the user's current role, status and department are is read 
 database at most once per `ttl` seconds per session and cached; logout, disable, role change
 and key revocation on this instance invalidate the cache at once.  Other instances (PostgreSQL
 deployments) see such changes within `ttl` seconds.
+
+One read per session at a time: requests that find the same session's state due while a read
+is under way wait for that read (a desktop client's sync and views ask side by side).  A read
+that began before an invalidation answers the requests that were waiting for it but is not
+cached, and requests after the invalidation read afresh, so a logout is never undone by a
+re-check that read the session just before it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -116,6 +123,42 @@ class AuthGate:
         self._sessions: dict[uuid.UUID, tuple[float, _SessionState]] = {}
         self._keys: dict[str, tuple[float, _SessionState]] = {}
         self._key_usage: dict[uuid.UUID, float] = {}
+        # reads under way, by (kind, session id or key hash); bumped by every invalidation
+        self._reads: dict[Hashable, asyncio.Future[_SessionState]] = {}
+        self._generation = 0
+        self.reads = 0  # database reads of session and key state (tests, diagnostics)
+
+    async def _read_state(
+        self,
+        flight: Hashable,
+        load: Callable[[Session], _SessionState],
+        store: Callable[[_SessionState], None],
+    ) -> _SessionState:
+        """`load` in a read unit, once for all the requests that ask while it runs; the
+        result is stored (`store`) only when nothing was invalidated meanwhile.  A request
+        cancelled while it waits does not cancel the read the others wait for."""
+        future = self._reads.get(flight)
+        if future is None:
+            generation = self._generation
+
+            async def read() -> _SessionState:
+                self.reads += 1
+                state = await self._db.run(load, system=True, write=False, quick=True)
+                if generation == self._generation:
+                    store(state)
+                return state
+
+            future = asyncio.ensure_future(read())
+            self._reads[flight] = future
+
+            def done(finished: asyncio.Future[_SessionState]) -> None:
+                if self._reads.get(flight) is finished:
+                    del self._reads[flight]
+                if not finished.cancelled():
+                    finished.exception()  # retrieved: each waiter raises it
+
+            future.add_done_callback(done)
+        return await asyncio.shield(future)
 
     # -- bearer tokens ---------------------------------------------------------------------
     def cached_principal_for_token(self, token: str) -> Principal | None:
@@ -135,16 +178,18 @@ class AuthGate:
             return principal
         now = time.time()
         claims = self._tokens.verify_access(token, now=now)
-        state = await self._db.run(
+
+        def store(state: _SessionState) -> None:
+            if len(self._sessions) >= 50_000:
+                self._sessions.clear()
+            self._sessions[claims.session_id] = (now, state)
+
+        state = await self._read_state(
+            ("session", claims.user_id, claims.session_id),
             lambda s: self._load_session(s, claims.user_id, claims.session_id),
-            system=True,
-            write=False,
-            quick=True,
+            store,
         )
-        self._sessions[claims.session_id] = (now, state)
-        if len(self._sessions) > 50_000:
-            self._sessions.clear()
-        return self._admit(state, now)
+        return self._admit(state, time.time())
 
     @staticmethod
     def _admit(state: _SessionState, now: float) -> Principal:
@@ -193,12 +238,16 @@ class AuthGate:
         hashed = digest(key)
         cached = self._keys.get(hashed)
         if cached is None or now - cached[0] > self._ttl:
-            state = await self._db.run(
-                lambda s: self._load_key(s, hashed), system=True, write=False, quick=True
+
+            def store(state: _SessionState) -> None:
+                if len(self._keys) >= 50_000:
+                    self._keys.clear()
+                self._keys[hashed] = (now, state)
+
+            state = await self._read_state(
+                ("key", hashed), lambda s: self._load_key(s, hashed), store
             )
-            self._keys[hashed] = (now, state)
-            if len(self._keys) > 50_000:
-                self._keys.clear()
+            now = time.time()
         else:
             state = cached[1]
         if state.principal is None:
@@ -272,10 +321,18 @@ class AuthGate:
         return _SessionState(principal, None, None, expires)
 
     # -- invalidation ----------------------------------------------------------------------
+    def _invalidated(self) -> None:
+        """Reads under way may have read what was just changed: they store nothing, and the
+        next request reads afresh instead of waiting for them."""
+        self._generation += 1
+        self._reads.clear()
+
     def forget_session(self, session_id: uuid.UUID) -> None:
+        self._invalidated()
         self._sessions.pop(session_id, None)
 
     def forget_user(self, user_id: uuid.UUID) -> None:
+        self._invalidated()
         stale = [
             sid
             for sid, (_, state) in self._sessions.items()
@@ -292,11 +349,13 @@ class AuthGate:
             del self._keys[h]
 
     def forget_api_key(self, key_hash: str | None = None) -> None:
+        self._invalidated()
         if key_hash is None:
             self._keys.clear()
         else:
             self._keys.pop(key_hash, None)
 
     def forget_all(self) -> None:
+        self._invalidated()
         self._sessions.clear()
         self._keys.clear()

@@ -260,9 +260,7 @@ async def test_pages_come_in_their_sort_order(client: Any, sort: str) -> None:
             f"/api/contacts/{record['id']}", json={"title": "moved"}, headers=admin
         )
         assert resp.status == 200, await resp.json()
-    everything = (await (await client.get("/api/contacts?limit=100", headers=admin)).json())[
-        "data"
-    ]
+    everything = (await (await client.get("/api/contacts?limit=100", headers=admin)).json())["data"]
     name = sort.lstrip("-")
     expected = sorted(everything, key=lambda r: (r[name], r["id"]), reverse=sort.startswith("-"))
     assert len(expected) >= 10
