@@ -81,19 +81,25 @@ async def test_requests_that_find_a_session_due_share_one_read(
     assert gate.reads == 1 and held.started == 1
 
 
-async def test_a_cancelled_request_leaves_the_shared_read_to_the_others(
+async def test_a_cancelled_request_leaves_the_read_to_the_others(
     client: TestClient[Any, Any],
 ) -> None:
     gate, held, token, user = await _gate(client)
-    first = asyncio.ensure_future(gate.principal_for_token(token))
-    second = asyncio.ensure_future(gate.principal_for_token(token))
+    first = asyncio.ensure_future(gate.principal_for_token(token))  # reads
+    second = asyncio.ensure_future(gate.principal_for_token(token))  # waits for it
+    third = asyncio.ensure_future(gate.principal_for_token(token))  # waits, then is cancelled
     await asyncio.sleep(0.05)
+    assert gate.reads == 1
     first.cancel()
+    await asyncio.sleep(0.05)
+    assert gate.reads == 2  # the second reads instead; the third waits for it
+    third.cancel()
     held.release()
     assert (await second).user_id == user.id
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    assert gate.reads == 1 and gate.cached_principal_for_token(token) is not None
+    for cancelled in (first, third):
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+    assert gate.reads == 2 and gate.cached_principal_for_token(token) is not None
 
 
 async def test_a_read_under_way_at_logout_does_not_bring_the_session_back(
@@ -159,3 +165,21 @@ async def test_api_keys_share_one_read_too(client: TestClient[Any, Any]) -> None
     held.release()
     principals = await asyncio.gather(*waiting)
     assert {p.tenant_id for p in principals} == {tenant.id} and gate.reads == 1
+
+
+async def test_a_quick_re_check_does_not_queue_behind_other_work(
+    client: TestClient[Any, Any],
+) -> None:
+    """On SQLite the re-check is a quick read on the event loop's own connection: the request
+    goes on without yielding, rather than waiting behind every other ready request."""
+    app = client.app
+    db = app[keys.DB]
+    tenant = await make_tenant(app)
+    user, headers = await user_with_headers(app, "employee", tenant.id)
+    gate = AuthGate(db, app[keys.TOKENS], ttl=5.0)
+    ran: list[bool] = []
+    asyncio.get_running_loop().call_soon(ran.append, True)
+    principal = await gate.principal_for_token(headers["Authorization"][7:])
+    assert principal.user_id == user.id and gate.reads == 1
+    if db.dialect == "sqlite":
+        assert ran == []  # nothing else ran meanwhile
