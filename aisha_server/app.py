@@ -114,6 +114,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         app_role=settings.AISHA_DB_APP_ROLE,
         pool_size=settings.AISHA_DB_POOL_SIZE,
         readers=settings.AISHA_SQLITE_READERS,
+        sqlite_mmap_bytes=settings.AISHA_SQLITE_MMAP_MB * 1024 * 1024,
     )
     metrics = Metrics()
     tokens = TokenService(

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     )
     AISHA_DB_POOL_SIZE: int = Field(10, ge=1, le=200, description="PostgreSQL pool size")
     AISHA_SQLITE_READERS: int = Field(4, ge=1, le=64, description="SQLite reader threads")
+    AISHA_SQLITE_MMAP_MB: int = Field(
+        1024,
+        ge=0,
+        le=65536,
+        description="SQLite: how much of the database file list reads map into memory (0 = off)",
+    )
 
     # -- security ------------------------------------------------------------------------
     JWT_SECRET: OptionalStr = Field(None, description="Secret for JWT signing (>= 32 chars)")

@@ -256,8 +256,9 @@ class SQLiteDatabase(Database):
     # and locked (a quick read never waits on the loop; busy_timeout is 0 there)
     _REQUEUE = frozenset({sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
-    def __init__(self, path: Path, *, readers: int = 4) -> None:
+    def __init__(self, path: Path, *, readers: int = 4, quick_mmap_bytes: int = 0) -> None:
         self.path = path
+        self.quick_mmap_bytes = quick_mmap_bytes
         self.writer_engine = make_sqlite_engine(path, immediate=True, pool_size=1)
         self.reader_engine = make_sqlite_engine(path, immediate=False, pool_size=readers)
         # the event loop's own connection (quick reads): one, used only from the loop thread
@@ -280,9 +281,17 @@ class SQLiteDatabase(Database):
         return connection
 
     def _budgeted(self, dbapi_connection: Any, _record: Any) -> None:
-        """The quick connection never waits for a lock and stops past the unit's deadline."""
+        """The quick connection never waits for a lock and stops past the unit's deadline.
+
+        It also reads the database file through a memory map (`quick_mmap_bytes`, 0 = off):
+        a page of a list touches ~50 rows spread over the file, and each page SQLite's small
+        cache misses costs a read() system call and a copy; mapped, a first page of 50 took
+        ~10% less CPU on 1M contacts (docs/BENCHMARKS.md).  Only this connection maps: the
+        readers' exports and snapshots walk whole tables, which a map would leave counted in
+        the process's resident memory (as file pages the kernel can drop, but counted)."""
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout=0")
+        cursor.execute(f"PRAGMA mmap_size={int(self.quick_mmap_bytes)}")
         cursor.close()
         clock, cpu = time.perf_counter, time.thread_time
 
@@ -558,7 +567,8 @@ def open_database(
     app_role: str | None,
     pool_size: int,
     readers: int,
+    sqlite_mmap_bytes: int = 0,
 ) -> Database:
     if database_url and not database_url.startswith("sqlite"):
         return PostgresDatabase(database_url, app_role=app_role, pool_size=pool_size)
-    return SQLiteDatabase(sqlite_path, readers=readers)
+    return SQLiteDatabase(sqlite_path, readers=readers, quick_mmap_bytes=sqlite_mmap_bytes)

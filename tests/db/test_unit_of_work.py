@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from aisha_server import keys
 from aisha_server.db.models import Contact, Tenant
 from tests.factories import contacts_analysed, make_tenant
 
@@ -230,6 +231,21 @@ async def test_a_quick_read_runs_on_the_event_loop(client: Any, db: Any, backend
     assert name.startswith("aisha-db-reader")
     assert db.quick_stats["inline"] == before["inline"] + 1
     assert db.quick_stats["requeued"] == before["requeued"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_only_the_quick_connection_maps_the_file(client: Any, db: Any, backend: str) -> None:
+    """List reads map the database file (AISHA_SQLITE_MMAP_MB); the readers, which walk
+    whole tables for exports and snapshots, do not."""
+    settings = client.app[keys.SETTINGS]
+    assert db.quick_mmap_bytes == settings.AISHA_SQLITE_MMAP_MB * 1024 * 1024 > 0
+
+    def mapped(session: Session) -> int:
+        return int(session.scalar(text("PRAGMA mmap_size")) or 0)
+
+    assert await db.run(mapped, system=True, write=False, quick=True) == db.quick_mmap_bytes
+    assert await db.run(mapped, system=True, write=False) == 0
+    assert await db.run(mapped, system=True) == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
