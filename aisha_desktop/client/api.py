@@ -364,6 +364,28 @@ class ApiClient:
             total=optional_int(paging, "total"),
         )
 
+    async def timeline(
+        self, entity: str, record_id: RecordId, *, limit: int, cursor: str | None = None
+    ) -> Page:
+        """A page of a record's timeline, newest first; follow `Page.next_cursor` for older
+        entries (entries of one moment are told apart by the cursor, unlike a time)."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        body = await self._call("GET", f"{_record_path(entity, record_id)}/timeline", params=params)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise UnexpectedResponse("The server's answer is not a timeline", status=200)
+        pagination = body.get("pagination")
+        paging: Json = pagination if isinstance(pagination, Mapping) else {}
+        return Page(
+            items=[dict(item) for item in data if isinstance(item, Mapping)],
+            next_cursor=optional_text(paging, "next_cursor"),
+            limit=optional_int(paging, "limit"),
+            offset=None,
+            total=None,
+        )
+
     async def get_record(self, entity: str, record_id: RecordId) -> dict[str, Any]:
         return self._record(await self.request("GET", _record_path(entity, record_id)))
 

@@ -241,6 +241,7 @@ class TimelinePanel(QWidget):
         self.record_id: str | None = None
         self._stale = False  # the shown record changed while the panel was hidden
         self._more = False
+        self._next_cursor: str | None = None
         self._people: dict[str, str] | None = None
         self._offline = False  # the sync engine says the server is unreachable
         self._task: asyncio.Task[None] | None = None
@@ -292,6 +293,7 @@ class TimelinePanel(QWidget):
             self._cancel()
             self.model.replace([])
             self._more = False
+            self._next_cursor = None
             self.state = "idle"
         if record_id is None or entity is None:
             self._set_state("idle")
@@ -382,14 +384,9 @@ class TimelinePanel(QWidget):
             self._set_state("error", describe(task.exception() or Exception()))
 
     async def _load(self, entity: str, record_id: str, older: bool) -> None:
-        params: dict[str, Any] = {"limit": self.page_size}
-        entries = self.model.entries
-        if older and entries:
-            params["before"] = entries[-1].at
+        cursor = self._next_cursor if older else None
         try:
-            items = await self.api.request(
-                "GET", f"/api/{entity}/{record_id}/timeline", params=params
-            )
+            page = await self.api.timeline(entity, record_id, limit=self.page_size, cursor=cursor)
             people = await self._people_names()
         except OfflineError:
             self._set_state("offline")
@@ -405,14 +402,12 @@ class TimelinePanel(QWidget):
         except ClientError as exc:
             self._set_state("error", describe(exc))
             return
-        if not isinstance(items, list):
-            self._set_state("error", "The server's answer is not a timeline.")
-            return
         if (entity, record_id) != (self.entity, self.record_id):
             return  # another record was selected meanwhile
         session = self.api.session
-        fresh = timeline_entries(items, people, session.user.id if session else None)
-        self._more = len(items) >= self.page_size
+        fresh = timeline_entries(page.items, people, session.user.id if session else None)
+        self._next_cursor = page.next_cursor
+        self._more = page.next_cursor is not None
         if older:
             self.model.extend(fresh)
         else:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from aisha_server import keys
 from aisha_server.api.context import principal, tenant_for
+from aisha_server.api.records import Moment
 from aisha_server.api.routing import Routes
 from aisha_server.envelope import success
 from aisha_server.errors import BadRequest
@@ -22,7 +22,12 @@ class TimelineQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(100, ge=1, le=500)
-    before: datetime | None = Field(None, description="entries older than this (paging)")
+    cursor: str | None = Field(
+        None, max_length=500, description="the previous page's pagination.next_cursor"
+    )
+    before: Moment | None = Field(
+        None, description="entries older than this time (UTC when no offset is given)"
+    )
     tenant_id: str | None = None
 
 
@@ -41,15 +46,18 @@ def _mount(entity: str) -> None:
             raise BadRequest("Invalid id: not a UUID", code="invalid_id") from None
         tenant_id = await tenant_for(request, query.tenant_id)
         assert tenant_id is not None
-        items = await request.app[keys.TIMELINE_SERVICE].timeline(
+        page = await request.app[keys.TIMELINE_SERVICE].timeline(
             principal(request),
             tenant_id,
             entity,
             record_id,
             limit=query.limit,
             before=query.before,
+            cursor=query.cursor,
         )
-        return success(items)
+        return success(
+            page.items, pagination={"limit": query.limit, "next_cursor": page.next_cursor}
+        )
 
 
 for _entity in TIMELINE_ENTITIES:

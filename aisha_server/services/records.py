@@ -399,10 +399,17 @@ def plan_list(
                 " (use offset)",
                 code="invalid_cursor",
             )
-        value, last_id = decode_cursor(params.cursor)
+        if params.offset:
+            raise BadRequest("Give either cursor or offset, not both", code="invalid_cursor")
+        value, last_id, made_for = decode_cursor(params.cursor, size=3)
+        if made_for != sort_token(sort_name, descending):
+            raise BadRequest(
+                f"This cursor pages a list sorted by {made_for!r}, not {params.sort!r}",
+                code="invalid_cursor",
+            )
         try:
             key = (_coerce(sort_col, value), uuid.UUID(str(last_id)))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, ArithmeticError):
             raise BadRequest("Invalid cursor", code="invalid_cursor") from None
         shape.append(("after",))
         values += key
@@ -411,6 +418,19 @@ def plan_list(
         shape.append(("offset",))
         values.append(params.offset)
     return ListPlan(tuple(shape), tuple(values))
+
+
+def sort_token(name: str, descending: bool) -> str:
+    """A list's sort as its cursors carry it (`-updated_at`, `last_name`): a cursor is
+    refused by a list sorted otherwise, where its values would seek the wrong order."""
+    return f"-{name}" if descending else name
+
+
+def list_cursor(row: Mapping[str, Any], sort_name: str, descending: bool) -> str:
+    """The `next_cursor` after `row` (a record's view) in a list sorted by `sort_name`."""
+    return encode_cursor(
+        [_plain(row[sort_name]), str(row["id"]), sort_token(sort_name, descending)]
+    )
 
 
 def parse_sort(spec: EntitySpec, sort: str) -> tuple[str, bool]:
@@ -1280,7 +1300,7 @@ class RecordService:
         # checks the parameters before anything is read
         plan = plan_list(spec, tenant_id, rule, params, definitions, dialect)
         limit = max(1, min(params.limit, MAX_LIMIT))
-        sort_name = params.sort.lstrip("-+")
+        sort_name, descending = parse_sort(spec, params.sort)
         keyset = not spec.model.__table__.c[sort_name].nullable
         view = row_viewer(spec, dialect)
 
@@ -1299,9 +1319,7 @@ class RecordService:
             more = len(rows) > limit
             items = [view(r) for r in rows[:limit]]
             next_cursor = (
-                encode_cursor([_plain(items[-1][sort_name]), str(items[-1]["id"])])
-                if more and items and keyset
-                else None
+                list_cursor(items[-1], sort_name, descending) if more and items and keyset else None
             )
             total = -1
             if params.include_total:
@@ -1800,7 +1818,23 @@ def _coerce(column: InstrumentedAttribute[Any], value: Any) -> Any:
     except NotImplementedError:
         python_type = None
     if python_type is datetime:
-        return datetime.fromisoformat(str(value))
+        at = datetime.fromisoformat(str(value))
+        if at.tzinfo is None:  # every cursor this server makes carries its offset
+            raise ValueError("a cursor's time without an offset")
+        return at
     if python_type is date:
         return date.fromisoformat(str(value))
+    if python_type is Decimal:
+        number = Decimal(str(value))
+        if not number.is_finite():
+            raise ValueError("not a finite number")
+        return number
+    if python_type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("not an integer")
+        return value
+    if python_type is str:
+        if not isinstance(value, str) or "\x00" in value:
+            raise TypeError("not a text")
+        return value
     return value

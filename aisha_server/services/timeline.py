@@ -1,9 +1,16 @@
 """A record's timeline: its activities and notes, its creation, and every later change of
-its fields (old and new values, who, when) from the sync change log, newest first."""
+its fields (old and new values, who, when) from the sync change log, newest first.
+
+Entries are ordered by (`at`, `id`) descending; `id` breaks ties between entries of the same
+moment (a bulk import gives many activities one `created_at`).  A page's `next_cursor`
+holds the last entry's (`at`, `id`), and the next page starts strictly after it, so paging
+neither repeats nor skips an entry.  `before` (a time) is kept for callers that page by time
+alone; it cannot tell apart entries of the same moment."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +22,33 @@ from aisha_server.auth.principal import Principal
 from aisha_server.db.models import Activity, Note
 from aisha_server.db.models.sync import SyncChange
 from aisha_server.db.uow import Database
-from aisha_server.errors import Invalid
+from aisha_server.errors import BadRequest, Invalid
+from aisha_server.services.pagination import decode_cursor, encode_cursor
 from aisha_server.services.records import SPECS, EntitySpec, RecordService, record_view
 
 TIMELINE_ENTITIES = ("accounts", "contacts", "leads", "opportunities")
 MAX_ITEMS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _key(item: dict[str, Any]) -> tuple[datetime, str]:
+    return item["at"], str(item["id"])
+
+
+def decode_timeline_cursor(cursor: str) -> tuple[datetime, str]:
+    at, entry = decode_cursor(cursor)
+    try:
+        moment = datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        raise BadRequest("Invalid cursor", code="invalid_cursor") from None
+    if moment.tzinfo is None or not isinstance(entry, str) or not entry:
+        raise BadRequest("Invalid cursor", code="invalid_cursor")
+    return moment, entry
 
 
 class TimelineService:
@@ -36,9 +65,13 @@ class TimelineService:
         *,
         limit: int = 100,
         before: datetime | None = None,
-    ) -> list[dict[str, Any]]:
+        cursor: str | None = None,
+    ) -> TimelinePage:
         if entity not in TIMELINE_ENTITIES:
             raise Invalid(f"{entity} have no timeline")
+        if before is not None and cursor is not None:
+            raise BadRequest("Give either cursor or before, not both", code="invalid_cursor")
+        after = decode_timeline_cursor(cursor) if cursor is not None else None
         # visibility, permission and module checks exactly as a GET of the record
         record = await self._records.get(actor, tenant_id, entity, record_id)
         spec = SPECS[entity]
@@ -48,6 +81,25 @@ class TimelineService:
             for name, model in (("activities", Activity), ("notes", Note))
             if allows(actor, name, "read")
         ]
+        # each source is read newest first: `limit` + 1 entries older than the bound, with the
+        # whole group of entries of the same moment as the last of them (their order is by
+        # id, in memory), and (after a cursor) every entry of the cursor's own moment
+        bound = after[0] if after is not None else before
+
+        def newest(session: Session, query: Any, column: Any, order: Any) -> list[Any]:
+            older = query if bound is None else query.where(column < bound)
+            rows = list(session.scalars(older.order_by(order).limit(limit + 1)))
+            moments = []
+            if len(rows) > limit:
+                moments.append(getattr(rows[-1], column.key))
+            if after is not None:
+                moments.append(bound)
+            for moment in moments:
+                known = set(rows)
+                rows += [
+                    r for r in session.scalars(query.where(column == moment)) if r not in known
+                ]
+            return rows
 
         def read(session: Session) -> list[dict[str, Any]]:
             items: list[dict[str, Any]] = []
@@ -59,10 +111,7 @@ class TimelineService:
                     model.related_id == record_id,
                     *RecordService._scope(child_spec, actor),  # the same data scope as lists
                 )
-                if before is not None:
-                    query = query.where(model.created_at < before)
-                rows = session.scalars(query.order_by(model.created_at.desc()).limit(limit))
-                for row in rows:
+                for row in newest(session, query, model.created_at, model.created_at.desc()):
                     items.append(
                         {
                             "kind": child_spec.singular,
@@ -76,10 +125,8 @@ class TimelineService:
                 SyncChange.entity == entity,
                 SyncChange.record_id == record_id,
             )
-            if before is not None:
-                query = query.where(SyncChange.created_at < before)
             creator = None
-            for change in session.scalars(query.order_by(SyncChange.seq.desc()).limit(limit)):
+            for change in newest(session, query, SyncChange.created_at, SyncChange.seq.desc()):
                 if change.version <= 1:
                     creator = change.actor_id
                     continue  # the "created" entry stands for it
@@ -96,6 +143,17 @@ class TimelineService:
                         },
                     }
                 )
+            if creator is None and record["created_at"] is not None:
+                creator = session.scalar(
+                    select(SyncChange.actor_id)
+                    .where(
+                        SyncChange.tenant_id == tenant_id,
+                        SyncChange.entity == entity,
+                        SyncChange.record_id == record_id,
+                        SyncChange.version <= 1,
+                    )
+                    .limit(1)
+                )
             items.append(
                 {
                     "kind": "created",
@@ -107,10 +165,17 @@ class TimelineService:
             return items
 
         items = await self._db.run(read, tenant_id=tenant_id, write=False)
-        items.sort(key=lambda item: (item["at"], str(item["id"])), reverse=True)
-        if before is not None:
+        if after is not None:
+            items = [i for i in items if _key(i) < after]
+        elif before is not None:
             items = [i for i in items if i["at"] < before]
-        return items[:limit]
+        items.sort(key=_key, reverse=True)
+        page = items[:limit]
+        more = len(items) > limit
+        next_cursor = (
+            encode_cursor([page[-1]["at"].isoformat(), str(page[-1]["id"])]) if more else None
+        )
+        return TimelinePage(page, next_cursor)
 
 
 def _change_kind(change: SyncChange) -> str:

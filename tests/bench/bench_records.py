@@ -513,13 +513,13 @@ def serve_floor(database_url: str, dialect: str) -> None:
     from aiohttp import web
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from aisha_server.services.pagination import encode_cursor
     from aisha_server.services.records import (
         SPECS,
         ListParams,
         ScopeRule,
-        _plain,
+        list_cursor,
         list_statement,
+        parse_sort,
         row_viewer,
     )
 
@@ -542,6 +542,7 @@ def serve_floor(database_url: str, dialect: str) -> None:
                 match=query.get("match", "prefix"),
             )
             statement = list_statement(spec, tenant_id, ScopeRule(), params, {}, dialect)
+            sort_name, descending = parse_sort(spec, params.sort)
         except (KeyError, ValueError) as exc:
             return web.json_response({"status": "error", "message": str(exc)}, status=400)
         async with engine.connect() as conn:
@@ -549,11 +550,7 @@ def serve_floor(database_url: str, dialect: str) -> None:
         limit = max(1, min(params.limit, 500))
         more = len(rows) > limit
         items = [view(r) for r in rows[:limit]]
-        next_cursor = (
-            encode_cursor([_plain(items[-1]["updated_at"]), str(items[-1]["id"])])
-            if more and items
-            else None
-        )
+        next_cursor = list_cursor(items[-1], sort_name, descending) if more and items else None
         body = {
             "status": "success",
             "data": items,

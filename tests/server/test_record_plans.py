@@ -162,7 +162,7 @@ async def test_the_planned_statement_selects_what_the_literal_one_does(
                 current = ListParams(**{
                     **current.__dict__,
                     "cursor": encode_cursor([last[names.index(sort_name)],
-                                             last[names.index("id")]]),
+                                             last[names.index("id")], current.sort]),
                 })  # fmt: skip
                 pages += 1
                 assert pages < 10
@@ -192,7 +192,7 @@ def test_a_shape_holds_no_values() -> None:
         assert str(one) not in repr(first.shape) and "ada" not in repr(first.shape)
         assert first.values != second.values
         # a different form is a different shape: another filter, a cursor, another scope
-        cursor = encode_cursor(["2026-11-26T00:00:00+00:00", str(uuid.uuid4())])
+        cursor = encode_cursor(["2026-11-26T00:00:00+00:00", str(uuid.uuid4()), "-updated_at"])
         for params, scope in (
             (ListParams(q="ada", equals={"lead_source": "x"}, limit=10), ScopeRule("own", user_a)),
             (ListParams(q="ada", equals={"status": "a"}, cursor=cursor), ScopeRule("own", user_a)),
@@ -214,6 +214,29 @@ def test_plans_refuse_what_a_list_cannot_do() -> None:
         (ListParams(custom={"nope": "1"}), Invalid),
         (ListParams(cursor="not a cursor"), BadRequest),
         (ListParams(sort="created_at", cursor="WyJ4IiwgInkiXQ"), BadRequest),
+        *(
+            (ListParams(sort=sort, cursor=encode_cursor(values)), BadRequest)
+            for sort, values in (
+                # a time without its offset (a 500 once: the column refused it at execution)
+                ("created_at", ["2026-12-07", str(uuid.uuid4()), "created_at"]),
+                ("-updated_at", ["2026-12-07T10:00:00", str(uuid.uuid4()), "-updated_at"]),
+                # not a cursor of this sort
+                ("last_name", ["2026-12-07T10:00:00+00:00", str(uuid.uuid4()), "created_at"]),
+                ("-updated_at", ["2026-12-07T10:00:00+00:00", str(uuid.uuid4()), "updated_at"]),
+                # the old two-value form, a value of the wrong type, a bad id
+                ("-updated_at", ["2026-12-07T10:00:00+00:00", str(uuid.uuid4())]),
+                ("last_name", [12, str(uuid.uuid4()), "last_name"]),
+                ("last_name", ["Lovelace", "not-an-id", "last_name"]),
+            )
+        ),
+        (
+            ListParams(
+                offset=10,
+                cursor=encode_cursor(["x", str(uuid.uuid4()), "last_name"]),
+                sort="last_name",
+            ),
+            BadRequest,
+        ),
     ):
         with pytest.raises(error):
             plan_list(spec, tenant, ScopeRule(), params, {}, "sqlite")
