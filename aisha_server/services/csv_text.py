@@ -1,4 +1,5 @@
-"""Uploaded CSV files as text: UTF-8 (with or without a BOM) or a clear refusal."""
+"""Uploaded CSV files as text: UTF-8 (with or without a BOM) or a clear refusal, and the
+field separator they use."""
 
 from __future__ import annotations
 
@@ -18,3 +19,15 @@ def decode_csv(data: bytes) -> str:
     if not text.strip():
         raise BadRequest("The file is empty", code="empty_file")
     return text
+
+
+def csv_delimiter(text: str) -> str:
+    """The file's field separator: a comma, or the semicolon or tab a header line holds
+    instead of any comma (spreadsheets in many locales save "CSV" with semicolons)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in first:
+        return ","
+    semicolons, tabs = first.count(";"), first.count("\t")
+    if semicolons or tabs:
+        return ";" if semicolons >= tabs else "\t"
+    return ","

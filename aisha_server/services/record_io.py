@@ -50,7 +50,7 @@ from aisha_server.db.models.sync import SyncChange
 from aisha_server.db.uow import Database
 from aisha_server.errors import BadRequest, Invalid, PayloadTooLarge
 from aisha_server.services import search
-from aisha_server.services.csv_text import decode_csv
+from aisha_server.services.csv_text import csv_delimiter, decode_csv
 from aisha_server.services.custom_fields import (
     CustomFieldService,
     FieldDefinition,
@@ -132,6 +132,8 @@ class ImportReport:
     rows: list[RowResult]
     dry_run: bool
     mode: str
+    # header columns that map to no field (left out of the import)
+    ignored_columns: tuple[str, ...] = ()
 
     @property
     def totals(self) -> dict[str, int]:
@@ -145,6 +147,7 @@ class ImportReport:
         return {
             "mode": self.mode,
             "dry_run": self.dry_run,
+            "ignored_columns": list(self.ignored_columns),
             "totals": self.totals,
             "rows": [r.as_dict() for r in self.rows],
         }
@@ -345,11 +348,12 @@ def _no_progress(_checked: int, _rows: int) -> None:
 
 def parse_csv(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (data row number, cells) of a UTF-8 CSV (BOM, CRLF and quoted newlines
-    allowed; blank lines skipped and not counted).  Problems with the file raise here."""
+    allowed; comma-, semicolon- or tab-separated, see `csv_delimiter`; blank lines skipped
+    and not counted).  Problems with the file raise here."""
     if not data:
         raise BadRequest("The file is empty", code="empty_file")
     text = decode_csv(data)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(text), strict=True)
     rows: list[tuple[int, list[str]]] = []
     header: list[str] | None = None
     try:
@@ -368,7 +372,8 @@ def parse_csv(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raise BadRequest(
             f"The file is not valid CSV (line {reader.line_num}): {exc}", code="bad_csv"
         ) from None
-    assert header is not None
+    if header is None:  # only separators and blanks
+        raise BadRequest("The file holds no header row, only empty cells", code="empty_file")
     return header, rows
 
 
@@ -398,6 +403,7 @@ def resolve_mapping(
                 result[index] = name
     else:
         positions = {column.strip(): i for i, column in enumerate(header)}
+        names = [column.strip() for column in header]
         problems = []
         for column, target in mapping.items():
             target = str(target).strip()
@@ -408,6 +414,13 @@ def resolve_mapping(
             elif column.strip() not in positions:
                 problems.append(
                     {"field": f"mapping.{column}", "message": "no such column in the file"}
+                )
+            elif names.count(column.strip()) > 1:
+                problems.append(
+                    {
+                        "field": f"mapping.{column}",
+                        "message": "the file's header names this column more than once",
+                    }
                 )
             else:
                 result[positions[column.strip()]] = target
@@ -762,10 +775,18 @@ class RecordIOService:
             elif target != "id":
                 plan.append((index, target, _LIST if target in list_fields else _PLAIN))
         key_index = next((i for i, t in columns.items() if t == match), None)
+        ignored_columns = tuple(c for i, c in enumerate(header) if i not in columns and c)
         width = len(header)
+        # NUL characters: the JSON API refuses them in any text, PostgreSQL cannot store them
+        nul_columns = dict(columns) if b"\x00" in data else {}
         rows: list[_Row] = []
         for number, cells in raw_rows:
             result = RowResult(number, "error")
+            for index, target in nul_columns.items():
+                if index < len(cells) and "\x00" in cells[index]:
+                    result.errors.append(
+                        {"field": target, "message": "must not contain NUL characters"}
+                    )
             values: dict[str, Any] = {}
             custom: dict[str, Any] = {}
             count = len(cells)
@@ -925,7 +946,9 @@ class RecordIOService:
                     code="import_rejected",
                 )
             update_records(session, updates)
-            return ImportReport([r.result for r in rows], options.dry_run, options.mode)
+            return ImportReport(
+                [r.result for r in rows], options.dry_run, options.mode, ignored_columns
+            )
 
         report = await self._db.run(
             work, tenant_id=tenant_id, write=write, actor=changelog.ChangeContext(actor.user_id)

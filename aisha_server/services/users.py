@@ -48,7 +48,7 @@ from aisha_server.errors import (
     Unauthorized,
 )
 from aisha_server.mail import Mailer, OutgoingMail
-from aisha_server.services.csv_text import decode_csv
+from aisha_server.services.csv_text import csv_delimiter, decode_csv
 from aisha_server.services.emails import EmailNotValidError, normalised_email
 from aisha_server.services.pagination import Page
 
@@ -858,7 +858,7 @@ class _Prepared:
 def parse_import_csv(data: bytes) -> list[_CsvRow]:
     """Decode and split the file; problems with the file as a whole raise here."""
     text = decode_csv(data)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(text))
     try:
         header = next(reader)
     except csv.Error as exc:

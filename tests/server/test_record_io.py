@@ -141,6 +141,10 @@ async def test_bad_files(client: Any, team: Team) -> None:
         ("name\nCaf\u00e9\n".encode("latin-1"), 400, "not_utf8"),
         (b'name,industry\n"Acme,Software\n', 400, "bad_csv"),  # unterminated quote
         (b"colour,size\nred,big\n", 422, "bad_header"),
+        # only separators: there is no header (these were a 500)
+        (b",,,\n", 400, "empty_file"),
+        (b" , \n,,\n", 400, "empty_file"),
+        ("\ufeff,\n".encode(), 400, "empty_file"),
     ]
     for content, status, code in cases:
         got, body = await upload(client, "accounts", content, team.admin)
@@ -155,6 +159,38 @@ async def test_bad_files(client: Any, team: Team) -> None:
     status, body = await upload(client, "accounts", "Company\nAcme\n", team.admin, mode="merge")
     assert status == 422
     assert await listed(client, "accounts", team.admin) == []
+
+
+async def test_semicolons_tabs_ignored_columns_and_nul_characters(client: Any, team: Team) -> None:
+    # a spreadsheet's "CSV" with semicolons (or tabs) between fields
+    for separator in (";", "\t"):
+        text = separator.join(["name", "industry", "colour"]) + "\n"
+        text += separator.join([f"Semi{ord(separator)}", "Software, Tools", "red"]) + "\n"
+        status, body = await upload(client, "accounts", text, team.admin)
+        assert status == 201, body
+        # a column that maps to no field is named in the report, not dropped silently
+        assert body["data"]["ignored_columns"] == ["colour"]
+    names = {a["name"]: a for a in await listed(client, "accounts", team.admin)}
+    assert names["Semi59"]["industry"] == "Software, Tools" and "Semi9" in names
+
+    # NUL characters: refused per row, as the JSON API refuses them (this was stored)
+    text = "title,content\nT\x00,has\x00nul\nFine,ok\n"
+    status, body = await upload(client, "notes", text, team.admin)
+    assert status == 422 and body["code"] == "import_rejected", body
+    [bad] = body["details"]
+    assert bad["row"] == 1
+    assert {e["field"] for e in bad["errors"]} >= {"title", "content"}
+    assert all("NUL" in e["message"] for e in bad["errors"] if e["field"] in ("title", "content"))
+    assert await listed(client, "notes", team.admin) == []
+    status, body = await upload(client, "notes", text, team.admin, on_error="skip")
+    assert status == 201, body
+    assert [n["title"] for n in await listed(client, "notes", team.admin)] == ["Fine"]
+
+    # a mapped column the header names twice is ambiguous (one of them was used silently)
+    status, body = await upload(client, "contacts", "E,E\na@x.example,b@x.example\n",
+                                team.admin, mapping={"E": "email"})  # fmt: skip
+    assert status == 422 and body["code"] == "bad_mapping", body
+    assert "more than once" in body["details"][0]["message"]
 
 
 async def test_mapping_and_custom_fields(client: Any, team: Team) -> None:
