@@ -1107,6 +1107,8 @@ class RecordIOService:
         definitions = await self._custom_fields.definitions_for(tenant_id, spec.singular)
 
         def work(session: Session) -> list[BulkResult]:
+            # owners and assignees are the tenant's users, as in PATCH (the whole request)
+            RecordService._check_people(session, tenant_id, data, actor)
             rows = self._visible(session, spec, actor, tenant_id, ids)
             results = []
             changes: list[tuple[Record, dict[str, Any]]] = []

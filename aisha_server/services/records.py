@@ -1599,6 +1599,32 @@ class RecordService:
         leads = await self._prepare(actor, tenant_id, "leads", "update")
         contacts = await self._prepare(actor, tenant_id, "contacts", "create")
         accounts = SPECS["accounts"]
+        # the links between the new records are the conversion's to make: a value given for
+        # one would be overwritten, and account_id beside account would leave one unused
+        set_here = [
+            f"{prefix}.{name}"
+            for prefix, values, names in (
+                ("contact", contact, ("account_id",)),
+                ("opportunity", opportunity, ("lead_id", "contact_id", "account_id")),
+            )
+            for name in names
+            if values is not None and name in values
+        ]
+        if account_id is not None and account:
+            set_here.append("account")
+        if set_here:
+            raise Invalid(
+                "Validation failed: " + ", ".join(set_here),
+                details=[
+                    {
+                        "field": name,
+                        "message": "give either account_id or account, not both"
+                        if name == "account"
+                        else "set by the conversion (name an existing account with account_id)",
+                    }
+                    for name in set_here
+                ],
+            )
         account_refusal: Exception | None = None
         if account_id is not None:
             await self._prepare(actor, tenant_id, "accounts", "read")
@@ -1624,16 +1650,25 @@ class RecordService:
         }
 
         def build(
-            spec: EntitySpec, prefix: str, values: Mapping[str, Any], defaults: dict[str, Any]
+            session: Session,
+            spec: EntitySpec,
+            prefix: str,
+            values: Mapping[str, Any],
+            defaults: dict[str, Any],
         ) -> dict[str, Any]:
             try:
-                return self._creation_values(
+                built = self._creation_values(
                     actor, spec, {**{k: v for k, v in defaults.items() if k in spec.writable
                                      and v not in (None, "", [])}, **values},
                     definitions[spec.name], defaults=ownership,
                 )  # fmt: skip
+                # owners and assignees given in the overrides are the tenant's, as on create
+                # (the lead's own, taken by default, are not checked again)
+                given = {k: built.get(k) for k in ("owner_id", "assigned_to") if k in values}
+                self._check_people(session, tenant_id, given, actor)
             except Invalid as exc:
                 raise _prefixed(prefix, exc) from None
+            return built
 
         ownership: dict[str, Any] = {}
 
@@ -1657,14 +1692,14 @@ class RecordService:
             elif lead.company or (account and account.get("name")):
                 if account_refusal is not None:
                     raise account_refusal
-                values = build(accounts, "account", account or {},
+                values = build(session, accounts, "account", account or {},
                                {"name": lead.company, "email": None, "phone": lead.phone})  # fmt: skip
                 account_row = self._insert(session, accounts, tenant_id, values)
             elif account:
                 raise Invalid("Validation failed: account.name",
                               details=[{"field": "account.name", "message": "is required (the lead has no company)"}])  # fmt: skip
             contact_values = build(
-                contacts, "contact", contact or {},
+                session, contacts, "contact", contact or {},
                 {"first_name": lead.first_name, "last_name": lead.last_name, "email": lead.email,
                  "phone": lead.phone, "title": lead.title, "company": lead.company,
                  "lead_source": lead.source, "tags": lead.tags},
@@ -1691,7 +1726,7 @@ class RecordService:
             opportunity_row: Record | None = None
             if opportunity is not None:
                 opportunity_values = build(
-                    opportunities, "opportunity", opportunity,
+                    session, opportunities, "opportunity", opportunity,
                     {"name": f"{lead.company or lead_name} opportunity", "amount": lead.value,
                      "stage": stages[0] if stages else None},
                 )  # fmt: skip

@@ -19,7 +19,13 @@ from aisha_server.config import Settings
 from aisha_server.db.models import Tenant
 from aisha_server.db.models.sync import SyncChange
 from aisha_server.services.record_io import ExportParams
-from tests.factories import SeededUser, contacts_analysed, make_tenant, user_with_headers
+from tests.factories import (
+    SeededUser,
+    contacts_analysed,
+    make_tenant,
+    make_user,
+    user_with_headers,
+)
 
 
 @dataclass
@@ -535,6 +541,24 @@ async def test_a_large_import_refreshes_the_tables_statistics(
     assert await analysed() == 0
     await upload(client, "contacts", "first_name\nA\nB\nC\n", team.admin)
     assert await analysed() > 0
+
+
+async def test_bulk_update_refuses_other_tenants_people(client: Any, team: Team) -> None:
+    stranger = await make_user(client.app, role="employee", tenant_id=team.other.id)
+    _, body = await upload(client, "accounts", "name\nAcme\n", team.admin)
+    [account_id] = [r["id"] for r in body["data"]["rows"]]
+    for changes in ({"owner_id": str(stranger.id)}, {"assigned_to": str(stranger.id)}):
+        resp = await client.post(
+            "/api/accounts/bulk-update",
+            json={"ids": [account_id], "changes": changes},
+            headers=team.admin,
+        )
+        answer = await resp.json()
+        assert resp.status == 422, answer  # it answered 200 and stored them
+        assert answer["details"][0]["message"] == "no such user in this tenant"
+    (acme,) = await listed(client, "accounts", team.admin)
+    assert acme["owner_id"] != str(stranger.id) and acme["assigned_to"] is None
+    assert acme["version"] == 1
 
 
 async def test_bulk_update_and_delete(client: Any, team: Team) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from aisha_server import keys
 from aisha_server.db.models import Tenant
+from tests.factories import make_user
 from tests.server import test_records
 from tests.server.test_records import Team, create
 
@@ -345,3 +346,36 @@ async def test_conversion_checks_the_new_contact_for_duplicates(client: Any, tea
     # a lead without a twin converts without confirmation
     status, _ = await _post(client, f"/api/leads/{lead['id']}/convert", {}, team.admin)
     assert status == 201
+
+
+async def test_conversion_refuses_other_tenants_people_and_links_it_makes_itself(
+    client: Any, team: Team
+) -> None:
+    stranger = await make_user(client.app, role="employee", tenant_id=team.other.id)
+    existing = await create(client, "accounts", team.admin, name="Existing")
+    lead = await create(client, "leads", team.admin)
+    url = f"/api/leads/{lead['id']}/convert"
+    cases = [
+        # owners and assignees from another tenant (these were stored)
+        ({"opportunity": {"name": "x", "owner_id": str(stranger.id)}}, "opportunity.owner_id"),
+        ({"contact": {"assigned_to": str(stranger.id)}}, "contact.assigned_to"),
+        ({"account": {"owner_id": str(stranger.id)}}, "account.owner_id"),
+        # links the conversion makes (they were overwritten), and an account named twice
+        ({"contact": {"account_id": existing["id"]}}, "contact.account_id"),
+        ({"opportunity": {"contact_id": existing["id"]}}, "opportunity.contact_id"),
+        ({"account_id": existing["id"], "account": {"name": "New"}}, "account"),
+    ]
+    for body, field in cases:
+        status, answer = await _post(client, url, body, team.admin)
+        assert status == 422, (body, answer)
+        assert field in {d["field"] for d in answer["details"]}, answer
+    for entity in ("contacts", "opportunities"):
+        _, listed = await _get(client, f"/api/{entity}", team.admin)
+        assert listed["data"] == [], entity
+    # a colleague of the tenant may own what the conversion makes
+    status, answer = await _post(
+        client, url, {"opportunity": {"name": "ok", "owner_id": str(team.peer_user.id)}},
+        team.admin,
+    )  # fmt: skip
+    assert status == 201, answer
+    assert answer["data"]["opportunity"]["owner_id"] == str(team.peer_user.id)
