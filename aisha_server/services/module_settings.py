@@ -55,13 +55,27 @@ def _bool(value: Any) -> str | None:
     return None if isinstance(value, bool) else "must be true or false"
 
 
+MAX_STAGES = 50
+STAGE_LENGTH = 50  # opportunities.stage holds at most this many characters
+
+
 def _stages(value: Any) -> str | None:
+    """A pipeline every opportunity can use: names an opportunity's stage can hold, told
+    apart whatever their case (an operator cannot see "Prospect" and "prospect" apart)."""
     if not isinstance(value, list) or not value:
         return "must be a non-empty list of stage names"
+    if len(value) > MAX_STAGES:
+        return f"at most {MAX_STAGES} stages"
     if not all(isinstance(s, str) and s.strip() for s in value):
         return "every stage must be a non-empty string"
-    if len({s.strip() for s in value}) != len(value):
-        return "stages must be unique"
+    names = [s.strip() for s in value]
+    long = [n for n in names if len(n) > STAGE_LENGTH]
+    if long:
+        return f"a stage has at most {STAGE_LENGTH} characters: {long[0][:20]!r}... is longer"
+    if any("\x00" in n for n in names):
+        return "stages must not contain NUL characters"
+    if len({n.casefold() for n in names}) != len(names):
+        return "stages must be unique (whatever their case)"
     return None
 
 

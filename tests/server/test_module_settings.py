@@ -171,6 +171,10 @@ async def test_bad_input_is_refused_and_nothing_changes(client: Any) -> None:
         ("opportunities", {"settings": {"stages": "prospect"}}, "settings.stages"),
         ("opportunities", {"settings": {"stages": ["a", "a"]}}, "settings.stages"),
         ("opportunities", {"settings": {"stages": ["a", " "]}}, "settings.stages"),
+        # names no opportunity could hold (stage is 50 characters), or tell apart
+        ("opportunities", {"settings": {"stages": ["a" * 51]}}, "settings.stages"),
+        ("opportunities", {"settings": {"stages": ["Prospect", "prospect"]}}, "settings.stages"),
+        ("opportunities", {"settings": {"stages": [str(n) for n in range(51)]}}, "settings.stages"),
         ("opportunities", {"settings": {"stages": ["a", 3]}}, "settings.stages"),
         ("workflows", {"settings": {"max_workflows": -1}}, "settings.max_workflows"),
         ("workflows", {"settings": {"max_workflows": "50"}}, "settings.max_workflows"),
