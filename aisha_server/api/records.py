@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
@@ -42,12 +43,35 @@ def _as_utc(value: datetime) -> datetime:
 # a moment: an ISO date or date-time; without an offset it is UTC
 Moment = Annotated[datetime, AfterValidator(_as_utc)]
 
+
+def _web_address(value: str) -> str:
+    """A website as typed: an http(s) URL, or a host name with or without a port and path
+    ("acme.example", "acme.example/en").  Other schemes ("javascript:", "data:") and text
+    that names no host are refused: clients open this value as a link."""
+    text = value.strip()
+    if not text:
+        return text
+    candidate = text if "://" in text else f"http://{text}"
+    try:
+        parts = urlsplit(candidate)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a malformed port
+        web = parts.scheme.lower() in ("http", "https")
+    except ValueError:
+        host, web = "", False
+    if not web or not ("." in host or host == "localhost") or any(c.isspace() for c in text):
+        raise ValueError("must be a web address: an http(s) URL or a host name")
+    return text
+
+
+WebAddress = Annotated[str, Field(max_length=500), AfterValidator(_web_address)]
+
 # The type of every writable field, shared by the six entities.
 FIELD_TYPES: dict[str, Any] = {
     "name": Annotated[str, Field(min_length=1, max_length=300)],
     "type": Annotated[str, Field(max_length=50)],
     "industry": Annotated[str, Field(max_length=100)],
-    "website": Annotated[str, Field(max_length=500)],
+    "website": WebAddress,
     "email": Annotated[str, Field(max_length=320)],
     "phone": Annotated[str, Field(max_length=50)],
     "mobile": Annotated[str, Field(max_length=50)],
@@ -60,7 +84,7 @@ FIELD_TYPES: dict[str, Any] = {
     "zip": Annotated[str, Field(max_length=20)],
     "country": Annotated[str, Field(max_length=100)],
     "description": Text,
-    "tags": list[Annotated[str, Field(max_length=100)]],
+    "tags": Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)],
     "first_name": Annotated[str, Field(max_length=100)],
     "last_name": Annotated[str, Field(max_length=100)],
     "title": Annotated[str, Field(max_length=500)],

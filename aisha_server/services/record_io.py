@@ -66,6 +66,7 @@ from aisha_server.services.records import (
     ListParams,
     RecordService,
     _empty,
+    cleared_to_defaults,
     list_conditions,
     normalise_email,
     parse_sort,
@@ -1096,7 +1097,7 @@ class RecordIOService:
         """The PATCH rules for every id, in one transaction; each id succeeds or fails alone."""
         spec = await self._records._prepare(actor, tenant_id, entity, "update")
         _check_count(ids)
-        data = dict(changes)
+        data = cleared_to_defaults(spec, changes)
         await self._records._check_stage(tenant_id, spec, data)
         blanked = [f for f in spec.required if f in data and data[f] in (None, "")]
         if blanked:

@@ -704,7 +704,10 @@ def _derive_phones(
         return
     region = tenant_region(session, tenant_id)
     for column in given:
-        changes[spec.phones[column]] = to_e164(changes[column], region)
+        raw = changes[column]
+        if isinstance(raw, str) and not raw.strip():
+            changes[column] = raw = None  # blank is no number, as a blank e-mail is none
+        changes[spec.phones[column]] = to_e164(raw, region)
 
 
 def display_name(row: Record) -> str | None:
@@ -1360,7 +1363,7 @@ class RecordService:
     ) -> dict[str, Any]:
         """Checks an update's values before any transaction (emails, stage, required)."""
         spec = context.spec
-        data = dict(values)
+        data = cleared_to_defaults(spec, values)
         _normalise_emails(spec, data)
         context.check_stage(data)
         if replace:
@@ -1833,6 +1836,19 @@ def _empty(spec: EntitySpec, name: str) -> Any:
     if default is not None and default.is_callable:
         return default.arg(None)
     return None
+
+
+def cleared_to_defaults(spec: EntitySpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """An update's values with null for a field that has a default (tags, metadata) read as
+    that default, as a create and a PUT store it: a PATCH `{"tags": null}` clears the tags
+    rather than leaving a null that no other write makes."""
+    data = dict(values)
+    for name, value in values.items():
+        if value is None and name in spec.writable:
+            empty = _empty(spec, name)
+            if empty is not None:
+                data[name] = empty
+    return data
 
 
 def _plain(value: Any) -> Any:

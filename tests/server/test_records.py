@@ -114,6 +114,11 @@ async def test_bad_input_is_refused_and_nothing_is_stored(client: Any, team: Tea
         ({"industry": "Software"}, "name"),  # required missing
         ({"name": ""}, "name"),  # empty required
         ({"name": "X", "annual_revenue": "1.234"}, "annual_revenue"),  # 3 decimals
+        # a website is opened as a link: no other scheme, and it names a host
+        ({"name": "X", "website": "javascript:alert(1)"}, "website"),
+        ({"name": "X", "website": "data:text/html,hi"}, "website"),
+        ({"name": "X", "website": "not a site"}, "website"),
+        ({"name": "X", "tags": [str(n) for n in range(101)]}, "tags"),  # at most 100 tags
     ]
     for body, field in cases:
         resp = await client.post("/api/accounts", json=body, headers=team.admin)
@@ -128,6 +133,38 @@ async def test_bad_input_is_refused_and_nothing_is_stored(client: Any, team: Tea
         "/api/accounts", data=b"{nope", headers={**team.admin, "Content-Type": "application/json"}
     )
     assert malformed.status == 400
+
+
+async def test_empty_values_are_stored_as_a_create_stores_them(client: Any, team: Team) -> None:
+    """PATCH {"tags": null} clears the tags to [] (create and PUT store [] / {}, never
+    null), a blank phone is no phone as a blank e-mail is no e-mail, and websites are kept as
+    typed when they name a host."""
+    resp = await client.post(
+        "/api/accounts",
+        json={"name": "Acme", "tags": ["a"], "metadata": {"k": 1}, "phone": "",
+              "website": "acme.example"},
+        headers=team.admin,
+    )  # fmt: skip
+    created = (await resp.json())["data"]
+    assert resp.status == 201, created
+    assert created["phone"] is None and created["website"] == "acme.example"
+    url = f"/api/accounts/{created['id']}"
+    resp = await client.patch(
+        url, json={"tags": None, "metadata": None, "phone": "  "}, headers=team.admin
+    )
+    patched = (await resp.json())["data"]
+    assert resp.status == 200, patched
+    assert (patched["tags"], patched["metadata"], patched["phone"]) == ([], {}, None)
+    for website in ("https://acme.example/en", "http://localhost:8080", "acme.example:8443/x"):
+        resp = await client.patch(url, json={"website": website}, headers=team.admin)
+        assert resp.status == 200, await resp.json()
+    resp = await client.post(
+        "/api/accounts/bulk-update",
+        json={"ids": [created["id"]], "changes": {"tags": None}},
+        headers=team.admin,
+    )
+    assert resp.status == 200
+    assert (await (await client.get(url, headers=team.admin)).json())["data"]["tags"] == []
 
 
 async def test_links_must_point_at_live_records_of_the_same_tenant(client: Any, team: Team) -> None:
