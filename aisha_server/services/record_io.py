@@ -61,10 +61,12 @@ from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.records import (
     DEFAULT_REGION,
     RELATED_TYPES,
+    SPEC_BY_MODEL,
     SPECS,
     EntitySpec,
     ListParams,
     RecordService,
+    _changed_keys,
     _empty,
     cleared_to_defaults,
     list_conditions,
@@ -839,7 +841,7 @@ class RecordIOService:
                     if row.key is not None:
                         row.key = phones.e164(row.key) or row.key
             self._match_rows(session, spec, actor, tenant_id, match, options.mode, rows)
-            links = self._link_index(session, spec, tenant_id, rows)
+            links = self._link_index(session, spec, actor, tenant_id, rows)
             updates: list[tuple[Record, dict[str, Any]]] = []
             rules = RowRules(
                 entity=spec.name,
@@ -1050,9 +1052,14 @@ class RecordIOService:
 
     @staticmethod
     def _link_index(
-        session: Session, spec: EntitySpec, tenant_id: uuid.UUID, rows: list[_Row]
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        rows: list[_Row],
     ) -> dict[type[Any], set[uuid.UUID]]:
-        """The live ids of the tenant among every link the file names."""
+        """The live ids of the tenant among every link the file names; of records, those
+        the actor can see (as `RecordService._check_link_scope` asks of a create)."""
         wanted: dict[type[Any], set[uuid.UUID]] = {}
 
         def want(target: type[Any], raw: Any) -> None:
@@ -1069,20 +1076,38 @@ class RecordIOService:
             related = RELATED_TYPES.get(str(row.values.get("related_type", "")).strip())
             if related is not None and "related_id" in row.values:
                 want(related, row.values["related_id"])
+        # links the updated records already hold may stay (re-importing an export), whoever
+        # the linked record belongs to: only new links must be visible
+        stored: dict[type[Any], set[uuid.UUID]] = {}
+        for row in rows:
+            if row.target is None:
+                continue
+            for column, target in spec.links.items():
+                value = getattr(row.target, column, None)
+                if value is not None:
+                    stored.setdefault(target, set()).add(value)
+            related_model = RELATED_TYPES.get(str(getattr(row.target, "related_type", "")))
+            related_id = getattr(row.target, "related_id", None)
+            if related_model is not None and related_id is not None:
+                stored.setdefault(related_model, set()).add(related_id)
         live: dict[type[Any], set[uuid.UUID]] = {}
         for target, ids in wanted.items():
             found = live.setdefault(target, set())
-            listed = list(ids)
-            for start in range(0, len(listed), CHUNK):
-                found.update(
-                    session.scalars(
-                        select(target.id).where(
-                            target.tenant_id == tenant_id,
-                            target.deleted_at.is_(None),
-                            target.id.in_(listed[start : start + CHUNK]),
+            target_spec = SPEC_BY_MODEL.get(target)
+            visible = RecordService._scope(target_spec, actor) if target_spec else []
+            kept = ids & stored.get(target, set())
+            for listed, scope in ((list(ids - kept), visible), (list(kept), [])):
+                for start in range(0, len(listed), CHUNK):
+                    found.update(
+                        session.scalars(
+                            select(target.id).where(
+                                target.tenant_id == tenant_id,
+                                target.deleted_at.is_(None),
+                                target.id.in_(listed[start : start + CHUNK]),
+                                *scope,
+                            )
                         )
                     )
-                )
         return live
 
     # -- bulk update / delete -----------------------------------------------------------------
@@ -1145,8 +1170,11 @@ class RecordIOService:
                             )
                         )
                         continue
-                    RecordService._check_links(
-                        session, spec, tenant_id, {**record_view(spec, row), **change}
+                    stored = record_view(spec, row)
+                    merged = {**stored, **change}
+                    RecordService._check_links(session, spec, tenant_id, merged)
+                    RecordService._check_link_scope(
+                        session, spec, actor, tenant_id, merged, _changed_keys(stored, change)
                     )
                 except Invalid as exc:
                     results.append(BulkResult(record_id, "error", exc.message))

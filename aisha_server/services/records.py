@@ -15,7 +15,7 @@ the caller's scope is 404, one visible but not editable is 403.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -217,6 +217,8 @@ SPECS: dict[str, EntitySpec] = {
         ),
     )
 }  # fmt: skip
+# the spec of each record model (a link's target)
+SPEC_BY_MODEL: dict[type[Any], EntitySpec] = {spec.model: spec for spec in SPECS.values()}
 
 
 # -- lists --------------------------------------------------------------------------------
@@ -1052,6 +1054,51 @@ class RecordService:
             )
 
     @staticmethod
+    def _check_link_scope(
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        values: Mapping[str, Any],
+        given: Iterable[str],
+    ) -> None:
+        """A link the actor gives (a new or changed `account_id`, `related_id`, ...) points at
+        a record the actor can see: an employee cannot attach a note to, or file a contact
+        under, a record outside their scope.  The answer is the one for a record that does
+        not exist, so a refusal tells nothing of other people's records.  Links already
+        stored are not judged again (an admin may have filed the record under one)."""
+        rule = scope_rule(actor)
+        if not rule.kind:
+            return
+        wanted: list[tuple[str, type[Any], Any, str]] = []
+        given = set(given)
+        for column, target in spec.links.items():
+            if column in given and values.get(column) is not None:
+                wanted.append((column, target, values[column], target.__tablename__[:-1]))
+        related = RELATED_TYPES.get(str(values.get("related_type") or ""))
+        linked = values.get("related_id")
+        if related is not None and linked is not None and {"related_id", "related_type"} & given:
+            wanted.append(("related_id", related, linked, str(values["related_type"])))
+        problems = []
+        for column, target, ref, name in wanted:
+            target_spec = SPEC_BY_MODEL.get(target)
+            conditions = RecordService._scope(target_spec, actor) if target_spec else []
+            if (
+                conditions
+                and session.scalar(
+                    select(target.id).where(
+                        target.id == ref, target.tenant_id == tenant_id, *conditions
+                    )
+                )
+                is None
+            ):
+                problems.append({"field": column, "message": f"no such {name}"})
+        if problems:
+            raise Invalid(
+                "Validation failed: " + ", ".join(p["field"] for p in problems), details=problems
+            )
+
+    @staticmethod
     def _check_people(
         session: Session, tenant_id: uuid.UUID, values: Mapping[str, Any], actor: Principal
     ) -> None:
@@ -1265,6 +1312,7 @@ class RecordService:
         if record_id is not None and session.get(spec.model, record_id) is not None:
             raise Conflict(f"A {spec.singular} with id {record_id} exists", code="id_taken")
         self._check_people(session, tenant_id, data, actor)
+        self._check_link_scope(session, spec, actor, tenant_id, data, data.keys())
         values = dict(data)
         if record_id is not None:
             values["id"] = record_id
@@ -1436,7 +1484,12 @@ class RecordService:
             and not actor.can(Capability.EDIT_ALL_RECORDS)
         ):
             raise PermissionDenied("Only administrators may change a record's owner")
-        self._check_links(session, spec, tenant_id, {**record_view(spec, row), **changes})
+        stored = record_view(spec, row)
+        merged = {**stored, **changes}
+        self._check_links(session, spec, tenant_id, merged)
+        self._check_link_scope(
+            session, spec, actor, tenant_id, merged, _changed_keys(stored, changes)
+        )
         self._check_people(session, tenant_id, changes, actor)
         _derive_phones(session, spec, tenant_id, changes)
         self._mutate(session, row, changes)
@@ -1836,6 +1889,11 @@ def _empty(spec: EntitySpec, name: str) -> Any:
     if default is not None and default.is_callable:
         return default.arg(None)
     return None
+
+
+def _changed_keys(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> list[str]:
+    """The fields whose new value differs from the stored one (ids compared as text)."""
+    return [k for k, v in changes.items() if str(stored.get(k)) != str(v)]
 
 
 def cleared_to_defaults(spec: EntitySpec, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -543,6 +543,32 @@ async def test_a_large_import_refreshes_the_tables_statistics(
     assert await analysed() > 0
 
 
+async def test_imported_links_point_at_records_the_importer_can_see(
+    client: Any, team: Team
+) -> None:
+    resp = await client.post("/api/accounts", json={"name": "Hidden"}, headers=team.admin)
+    hidden = (await resp.json())["data"]["id"]
+    text = f"content,related_type,related_id\nspy,account,{hidden}\n"
+    status, body = await upload(client, "notes", text, team.employee)
+    assert status == 422, body
+    assert body["details"][0]["errors"] == [{"field": "related_id", "message": "no such account"}]
+    assert await listed(client, "notes", team.admin) == []
+
+    # a contact of the employee's that an admin filed under the hidden account: exporting
+    # and importing it back (the same link) is no new link
+    _, body = await upload(client, "contacts", "first_name,email\nCy,cy@x.example\n",
+                           team.employee)  # fmt: skip
+    [contact_id] = [r["id"] for r in body["data"]["rows"]]
+    resp = await client.patch(
+        f"/api/contacts/{contact_id}", json={"account_id": hidden}, headers=team.admin
+    )
+    assert resp.status == 200
+    text = f"id,first_name,account_id\n{contact_id},Cyril,{hidden}\n"
+    status, body = await upload(client, "contacts", text, team.employee, mode="update")
+    assert status == 201, body
+    assert body["data"]["rows"][0]["status"] == "updated"
+
+
 async def test_bulk_update_refuses_other_tenants_people(client: Any, team: Team) -> None:
     stranger = await make_user(client.app, role="employee", tenant_id=team.other.id)
     _, body = await upload(client, "accounts", "name\nAcme\n", team.admin)

@@ -167,6 +167,60 @@ async def test_empty_values_are_stored_as_a_create_stores_them(client: Any, team
     assert (await (await client.get(url, headers=team.admin)).json())["data"]["tags"] == []
 
 
+async def test_links_an_actor_gives_point_at_records_it_can_see(client: Any, team: Team) -> None:
+    """An employee cannot attach a note to, or file a contact under, a record outside its
+    scope (they could, and a refusal for a made-up id told which ids exist): the answer is
+    the one for a record that does not exist.  Links already stored are not judged again."""
+    hidden = await create(client, "accounts", team.admin, name="Admin's")
+    mine = await create(client, "accounts", team.employee, name="Mine")
+    for entity, body, field in (
+        ("notes", {"content": "spy", "related_type": "account", "related_id": hidden["id"]},
+         "related_id"),
+        ("contacts", {"first_name": "C", "account_id": hidden["id"]}, "account_id"),
+        ("opportunities", {"name": "O", "account_id": hidden["id"]}, "account_id"),
+    ):  # fmt: skip
+        resp = await client.post(f"/api/{entity}", json=body, headers=team.employee)
+        answer = await resp.json()
+        assert resp.status == 422, (entity, answer)
+        assert answer["details"] == [{"field": field, "message": "no such account"}], answer
+        # the same answer as for an id nobody has
+        made_up = {**body, field: str(uuid.uuid4())}
+        resp = await client.post(f"/api/{entity}", json=made_up, headers=team.employee)
+        assert (await resp.json())["details"] == answer["details"]
+    timeline = await client.get(f"/api/accounts/{hidden['id']}/timeline", headers=team.admin)
+    assert [i["kind"] for i in (await timeline.json())["data"]] == ["created"]
+
+    # their own account: fine; an admin may file the employee's contact under its own
+    contact = await create(client, "contacts", team.employee, first_name="Cy",
+                           account_id=mine["id"])  # fmt: skip
+    url = f"/api/contacts/{contact['id']}"
+    resp = await client.patch(url, json={"account_id": hidden["id"]}, headers=team.admin)
+    assert resp.status == 200
+    # ... and the employee still edits it (the stored link is not judged again), but cannot
+    # move it to another hidden record
+    resp = await client.patch(url, json={"title": "Buyer"}, headers=team.employee)
+    assert resp.status == 200, await resp.json()
+    other_hidden = await create(client, "accounts", team.admin, name="Other")
+    resp = await client.patch(url, json={"account_id": other_hidden["id"]}, headers=team.employee)
+    assert resp.status == 422
+    resp = await client.post(
+        "/api/contacts/bulk-update",
+        json={"ids": [contact["id"]], "changes": {"account_id": other_hidden["id"]}},
+        headers=team.employee,
+    )
+    [result] = (await resp.json())["data"]["results"]
+    assert (result["status"], result["message"]) == ("error", "Validation failed: account_id")
+    # the manager sees its department's records: a Sales employee's account is linkable
+    await create(client, "contacts", team.manager, first_name="M", email="m@x.example",
+                 phone=None, account_id=mine["id"])  # fmt: skip
+    resp = await client.post(
+        "/api/contacts",
+        json={"first_name": "M2", "account_id": other_hidden["id"]},
+        headers=team.manager,
+    )
+    assert resp.status == 422
+
+
 async def test_links_must_point_at_live_records_of_the_same_tenant(client: Any, team: Team) -> None:
     theirs = await create(client, "accounts", team.outsider)
     ours = await create(client, "accounts", team.admin)
