@@ -429,6 +429,7 @@ class ApiClient:
         match: MatchKey | None = None,
         dry_run: bool = False,
         on_error: OnError = "rollback",
+        confirm_duplicates: bool = False,
         filename: str = "import.csv",
         progress: UploadProgress | None = None,
         checking: ImportCheckProgress | None = None,
@@ -439,7 +440,9 @@ class ApiClient:
         file).  `mapping`: CSV column -> field or `cf.<name>` (None: the server matches
         columns named like fields).  With `on_error="rollback"` (the server's default) a file
         with a bad row writes nothing and raises `ImportRejected` (its `report` lists the bad
-        rows); `"skip"` writes the good rows and reports the bad ones.
+        rows); `"skip"` writes the good rows and reports the bad ones.  New rows whose
+        e-mail or phone is already a record's (or an earlier row's) are errors unless
+        `confirm_duplicates`.
 
         Cancelling the awaiting task closes the connection during the upload (an upload cut
         short imports nothing) and cancels the job after it (the server rolls it back; the
@@ -450,6 +453,8 @@ class ApiClient:
             "on_error": on_error,
             "background": "true",
         }
+        if confirm_duplicates:
+            fields["confirm_duplicates"] = "true"
         if match is not None:
             fields["match"] = match
         if mapping is not None:

@@ -197,6 +197,12 @@ class CsvImportDialog(QDialog):
             "Off: the server imports all rows or none. On: rows with errors are reported and "
             "left out, the others are imported."
         )
+        self.confirm_duplicates = QCheckBox("Create likely duplicates")
+        self.confirm_duplicates.setObjectName("confirmDuplicates")
+        self.confirm_duplicates.setToolTip(
+            "Off: a new row whose e-mail or phone is already a record's (or an earlier row's) "
+            "is reported as a possible duplicate and not created. On: it is created anyway."
+        )
         options = QHBoxLayout()
         options.addWidget(QLabel("Mode:"))
         options.addWidget(self.mode)
@@ -206,11 +212,14 @@ class CsvImportDialog(QDialog):
         options.addWidget(self.match)
         options.addSpacing(12)
         options.addWidget(self.skip_errors)
+        options.addSpacing(12)
+        options.addWidget(self.confirm_duplicates)
         options.addStretch(1)
         for signal in (
             self.mode.currentIndexChanged,
             self.match.currentIndexChanged,
             self.skip_errors.toggled,
+            self.confirm_duplicates.toggled,
         ):
             signal.connect(self._update_state)
 
@@ -289,6 +298,7 @@ class CsvImportDialog(QDialog):
             self.mode,
             self.match,
             self.skip_errors,
+            self.confirm_duplicates,
             self.dry_run_button,
             self.import_button,
         ]
@@ -403,6 +413,7 @@ class CsvImportDialog(QDialog):
             self.chosen_mode,
             self.chosen_match,
             self.skip_errors.isChecked(),
+            self.confirm_duplicates.isChecked(),
         )
 
     def problems_now(self) -> list[str]:
@@ -501,6 +512,7 @@ class CsvImportDialog(QDialog):
                 dry_run=dry_run,
                 # a dry run reports every row, good and bad; the import honours the choice
                 on_error="skip" if dry_run or skip else "rollback",
+                confirm_duplicates=self.confirm_duplicates.isChecked(),
                 filename=self.path.name if self.path else "import.csv",
                 progress=self._progress,
                 checking=self._checking,
@@ -513,7 +525,8 @@ class CsvImportDialog(QDialog):
             self._checked = None
             show_banner(
                 self.error,
-                f"{exc.message}. Fix the rows below, or tick “Commit valid rows only”.",
+                f"{exc.message}. Fix the rows below, or tick “Commit valid rows only”"
+                " (or “Create likely duplicates” for rows reported as possible duplicates).",
             )
         except Exception as exc:
             show_banner(self.error, self._failure(exc))

@@ -27,7 +27,8 @@ from aisha_server.services.records import SPECS, EntitySpec, ListParams
 routes = Routes()
 
 OPTION_NAMES = (
-    "mapping", "mode", "match", "dry_run", "on_error", "formula_escape", "background", "tenant_id"
+    "mapping", "mode", "match", "dry_run", "on_error", "formula_escape", "background", "tenant_id",
+    "confirm_duplicates",
 )  # fmt: skip
 
 
@@ -50,6 +51,11 @@ class ImportQuery(BaseModel):
         False,
         description="run as a job: answer 202 with it at once and poll GET /api/import-jobs/<id>"
         " for its progress and report",
+    )
+    confirm_duplicates: bool = Field(
+        False,
+        description="create new rows whose e-mail or phone is already a record's (or an earlier"
+        " row's) anyway; without it such rows are errors naming the record",
     )
     tenant_id: str | None = None
 
@@ -84,6 +90,7 @@ def _import_options(raw: dict[str, str]) -> tuple[ImportOptions, str | None, boo
         dry_run=query.dry_run,
         on_error=query.on_error,
         formula_unescape=query.formula_escape,
+        confirm_duplicates=query.confirm_duplicates,
     )
     return options, query.tenant_id, query.background
 
@@ -209,7 +216,9 @@ def _mount(spec: EntitySpec) -> None:
             "default: columns named like fields, cf.<name> for custom fields), mode "
             "create|update|upsert, match email|phone|id, dry_run, on_error rollback|skip, "
             "formula_escape (default true: a quote that guards a formula-like cell, as exports "
-            "write them, is removed), background (answer 202 with a job at once and follow it at "
+            "write them, is removed), confirm_duplicates (create rows whose e-mail or phone is "
+            "already a record's anyway; without it they are errors), background (answer 202 "
+            "with a job at once and follow it at "
             "GET /api/import-jobs/<id>: progress, then the report or the error; DELETE "
             "cancels it and nothing is written). "
             "Tags and multiselect values are separated by ';'. Empty cells leave a field "

@@ -44,7 +44,7 @@ from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability
 from aisha_server.db import changelog
 from aisha_server.db.base import utcnow
-from aisha_server.db.models import User
+from aisha_server.db.models import Lead, User
 from aisha_server.db.models.crm import Record
 from aisha_server.db.models.sync import SyncChange
 from aisha_server.db.uow import Database
@@ -60,6 +60,7 @@ from aisha_server.services.custom_fields import (
 from aisha_server.services.module_settings import ModuleSettingsService
 from aisha_server.services.records import (
     DEFAULT_REGION,
+    DUPLICATE_PEERS,
     RELATED_TYPES,
     SPEC_BY_MODEL,
     SPECS,
@@ -117,6 +118,8 @@ class ImportOptions:
     on_error: OnError = "rollback"
     # a leading quote that guards a formula-like cell (as exports write them) is removed
     formula_unescape: bool = True
+    # create rows that look like a record already there (or an earlier row) anyway
+    confirm_duplicates: bool = False
 
 
 @dataclass
@@ -660,6 +663,120 @@ def _write_new(session: Session, spec: EntitySpec, tenant_id: uuid.UUID, rows: l
         row.result.id = new_id
 
 
+class _DuplicateGuard:
+    """The records API's duplicate rule for an import's new rows: a new account, contact or
+    lead whose e-mail or E.164 phone is already a live record's (among the same peers as a
+    create, within the importer's data scope) or an earlier new row's of the file is that
+    row's error, unless the import confirms duplicates (`confirm_duplicates`), as a create
+    needs `confirm_duplicate`."""
+
+    def __init__(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        enabled: bool,
+    ) -> None:
+        self.session, self.spec, self.actor, self.tenant_id = session, spec, actor, tenant_id
+        self.enabled = enabled and spec.normalised
+        self.phone_columns = tuple(spec.phones.values())
+        self._emails: dict[str, int] = {}  # e-mail -> the file's row that brought it
+        self._phones: dict[str, int] = {}
+
+    def _existing(self, emails: set[str], phones: set[str]) -> dict[tuple[str, str], str]:
+        """("email"|"phone", value) -> "<entity> <id>" of a live record that has it."""
+        found: dict[tuple[str, str], str] = {}
+        for name in DUPLICATE_PEERS.get(self.spec.name, (self.spec.name,)):
+            peer = SPECS[name]
+            model = peer.model
+            base = [
+                model.tenant_id == self.tenant_id,
+                model.deleted_at.is_(None),
+                *RecordService._scope(peer, self.actor),
+            ]
+            if model is Lead:  # a converted lead lives on as its contact
+                base.append(model.converted_at.is_(None))
+            probes = [("email", model.email, emails)]
+            probes += [("phone", getattr(model, c), phones) for c in peer.phones.values()]
+            for kind, column, values in probes:
+                listed = sorted(values)
+                for start in range(0, len(listed), CHUNK):
+                    query = select(column, model.id).where(
+                        *base, column.in_(listed[start : start + CHUNK])
+                    )
+                    for value, record_id in self.session.execute(query):
+                        found.setdefault((kind, value), f"{peer.singular} {record_id}")
+        return found
+
+    def duplicates(
+        self, rows: Sequence[tuple[RowResult, str | None, Sequence[str | None]]]
+    ) -> list[bool]:
+        """Per new row (its result, e-mail, E.164 phones), in file order: is it a duplicate?
+        Its errors say of what."""
+        if not self.enabled or not rows:
+            return [False] * len(rows)
+        emails = {e for _, e, _ in rows if e}
+        phones = {p for _, _, ps in rows for p in ps if p}
+        existing = self._existing(emails, phones)
+        flags = []
+        for result, email, row_phones in rows:
+            problems = []
+            keys = [("email", email)] if email else []
+            keys += [("phone", p) for p in dict.fromkeys(row_phones) if p]
+            for kind, value in keys:
+                seen = self._emails if kind == "email" else self._phones
+                match = existing.get((kind, value))
+                if match is None and value in seen:
+                    match = f"row {seen[value]} of this file"
+                if match is not None:
+                    problems.append(
+                        {
+                            "field": kind,
+                            "message": f"possible duplicate of {match} (same {kind}); import"
+                            " with confirm_duplicates=true to create it anyway",
+                        }
+                    )
+            if problems:
+                result.errors.extend(problems)
+            else:
+                for kind, value in keys:
+                    (self._emails if kind == "email" else self._phones)[value] = result.row
+            flags.append(bool(problems))
+        return flags
+
+    def bound_duplicates(self, results: Sequence[RowResult], bound: BoundRows) -> list[bool]:
+        """`duplicates` of new rows a worker checked and bound (their values as the driver
+        takes them: e-mail and E.164 phones are plain text)."""
+        if not self.enabled:
+            return [False] * len(results)
+        at = {name: i for i, name in enumerate(bound.names)}
+        email_at = at.get("email")
+        phones_at = [at[c] for c in self.phone_columns if c in at]
+        return self.duplicates(
+            [
+                (
+                    result,
+                    values[email_at] if email_at is not None else None,
+                    [values[i] for i in phones_at],
+                )
+                for result, values in zip(results, bound.values, strict=True)
+            ]
+        )
+
+
+def _without(bound: BoundRows, drop: Sequence[bool]) -> BoundRows:
+    """The bound rows whose flag is False."""
+    keep = [i for i, flag in enumerate(drop) if not flag]
+    return BoundRows(
+        bound.driver,
+        bound.names,
+        [bound.ids[i] for i in keep],
+        [bound.values[i] for i in keep],
+        [bound.changes[i] for i in keep],
+    )
+
+
 # -- the service -------------------------------------------------------------------------------
 
 
@@ -855,6 +972,9 @@ class RecordIOService:
                 department=actor.department,
             )
             checking = _Checker(rules)
+            guard = _DuplicateGuard(
+                session, spec, actor, tenant_id, enabled=not options.confirm_duplicates
+            )
             fresh = [r for r in rows if not r.result.errors and r.target is None]
             pool = self._pool.executor() if len(fresh) >= PARALLEL_MIN_ROWS else None
             if pool is None:
@@ -864,7 +984,7 @@ class RecordIOService:
                 # transaction writes the chunks already checked (`_write_new` below)
                 step = PARALLEL_CHUNK
                 chunks = [fresh[i : i + step] for i in range(0, len(fresh), step)]
-                bind_for = dialect_key(session.connection().dialect) if write else None
+                bind_for = dialect_key(session.connection().dialect)
                 futures = [
                     pool.submit(
                         check_new_rows,
@@ -876,7 +996,7 @@ class RecordIOService:
                     for c in chunks
                 ]
             parallel = {id(r) for r in fresh}
-            inserts: list[_Row] = []
+            creates: list[tuple[_Row, dict[str, Any]]] = []
             checked = 0
             for row in rows:
                 if id(row) in parallel:
@@ -894,10 +1014,7 @@ class RecordIOService:
                     continue
                 assert typed is not None
                 if target is None:
-                    result.status = "created"
-                    if write:
-                        row.values = typed
-                        inserts.append(row)
+                    creates.append((row, typed))
                 else:
                     result.id = target.id
                     changed = {
@@ -908,6 +1025,20 @@ class RecordIOService:
                     result.status = "updated" if changed else "skipped"
                     if write and changed:
                         updates.append((target, changed))
+            flags = guard.duplicates(
+                [
+                    (row.result, typed.get("email"), [typed.get(c) for c in guard.phone_columns])
+                    for row, typed in creates
+                ]
+            )
+            inserts: list[_Row] = []
+            for (row, typed), duplicate in zip(creates, flags, strict=True):
+                if duplicate:
+                    continue
+                row.result.status = "created"
+                if write:
+                    row.values = typed
+                    inserts.append(row)
             # with on_error=rollback one bad row dooms the import: nothing more is written and
             # the exception below rolls back what was
             doomed = options.on_error == "rollback" and any(r.result.errors for r in rows)
@@ -926,9 +1057,16 @@ class RecordIOService:
                                 row.result.errors.extend(errors)
                                 doomed = doomed or options.on_error == "rollback"
                             else:
-                                row.result.status = "created"
                                 good.append(row.result)
-                        if bound is not None and not doomed:
+                        assert bound is not None
+                        flags = guard.bound_duplicates(good, bound)
+                        if any(flags):
+                            doomed = doomed or options.on_error == "rollback"
+                            bound = _without(bound, flags)
+                            good = [r for r, flag in zip(good, flags, strict=True) if not flag]
+                        for result in good:
+                            result.status = "created"
+                        if write and not doomed:
                             ids = insert_records(session, spec, tenant_id, bound)
                             for result, new_id in zip(good, ids, strict=True):
                                 result.id = new_id

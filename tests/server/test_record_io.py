@@ -696,3 +696,97 @@ async def test_owner_and_assignee_must_be_users_of_the_tenant(client: Any, team:
                                 team.admin)  # fmt: skip
     assert status == 422 and body["code"] == "import_rejected", body
     assert [c["first_name"] for c in await listed(client, "contacts", team.admin)] == ["A"]
+
+
+async def test_new_rows_like_existing_records_or_earlier_rows_need_confirming(
+    client: Any, team: Team
+) -> None:
+    """An import's creates follow the records API's duplicate rule: a row whose e-mail or
+    phone is a visible record's (contacts also against open leads) or an earlier new row's is
+    its error, unless the import confirms duplicates."""
+    for entity, body in (
+        ("contacts", {"first_name": "Old", "email": "old@x.example", "phone": "(212) 555-0100"}),
+        ("leads", {"first_name": "Lead", "email": "lead@x.example"}),
+    ):
+        resp = await client.post(f"/api/{entity}", json=body, headers=team.admin)
+        assert resp.status == 201, await resp.json()
+    # the manager's colleague in another department has one the employee cannot see
+    resp = await client.post(
+        "/api/contacts", json={"first_name": "Hid", "email": "hidden@x.example"},
+        headers=team.admin,
+    )  # fmt: skip
+    assert resp.status == 201
+    text = (
+        "first_name,email,phone\n"
+        "A,OLD@x.example,\n"  # 1: the contact's e-mail (any case)
+        "B,new@x.example,\n"  # 2: new
+        "C,new@x.example,\n"  # 3: row 2's e-mail
+        "D,,212.555.0100\n"  # 4: the contact's phone, written otherwise
+        "E,lead@x.example,\n"  # 5: an open lead's e-mail
+        "F,f@x.example,+1 212 555 0199\n"  # 6: new
+    )
+    status, body = await upload(client, "contacts", text, team.admin)
+    assert status == 422 and body["code"] == "import_rejected", body
+    found = {r["row"]: r["errors"] for r in body["details"]}
+    assert sorted(found) == [1, 3, 4, 5]
+    assert "contact" in found[1][0]["message"] and found[1][0]["field"] == "email"
+    assert "row 2 of this file" in found[3][0]["message"]
+    assert found[4][0]["field"] == "phone" and "lead" in found[5][0]["message"]
+    assert all("confirm_duplicates=true" in e[0]["message"] for e in found.values())
+    assert len(await listed(client, "contacts", team.admin)) == 2  # nothing written
+
+    status, body = await upload(client, "contacts", text, team.admin, dry_run=True,
+                                on_error="skip")  # fmt: skip
+    assert status == 200
+    assert [r["status"] for r in body["data"]["rows"]] == [
+        "error", "created", "error", "error", "error", "created"
+    ]  # fmt: skip
+    status, body = await upload(client, "contacts", text, team.admin, confirm_duplicates=True)
+    assert status == 201, body
+    assert body["data"]["totals"]["created"] == 6
+
+    # a record outside the importer's scope is not revealed as a duplicate
+    status, body = await upload(
+        client, "contacts", "first_name,email\nMe,hidden@x.example\n", team.employee
+    )
+    assert status == 201, body
+
+
+async def test_the_pool_and_the_process_find_the_same_duplicates(client: Any, team: Team) -> None:
+    pool = client.app[keys.VALIDATION_POOL]
+    if pool.workers < 2:
+        pytest.skip("one CPU: the pool is disabled")
+    resp = await client.post(
+        "/api/contacts", json={"first_name": "Old", "email": "p17@x.example"}, headers=team.admin
+    )
+    assert resp.status == 201
+    lines = ["first_name,email,phone"]
+    created_emails, created_phones = {"p17@x.example"}, set()
+    expected = []
+    for i in range(2_400):  # above PARALLEL_MIN_ROWS: checked in worker processes
+        # every 100th row repeats an earlier e-mail, every 250th an earlier phone (a row
+        # refused as a duplicate is not created, so repeating it is no duplicate)
+        email = f"p{i - 50 if i % 100 == 99 else i}@x.example"
+        number = (i - 7 if i % 250 == 249 else i) % 10_000
+        lines.append(f"P{i},{email},+1 212 464 {number:04d}")
+        if email in created_emails or number in created_phones:
+            expected.append(i + 1)
+        else:
+            created_emails.add(email)
+            created_phones.add(number)
+    text = "\n".join(lines) + "\n"
+    status, pooled = await upload(client, "contacts", text, team.admin, dry_run=True,
+                                  on_error="skip")  # fmt: skip
+    assert status == 200 and pool.started
+    workers = pool.workers
+    pool.workers = 0
+    try:
+        status, local = await upload(client, "contacts", text, team.admin, dry_run=True,
+                                     on_error="skip")  # fmt: skip
+    finally:
+        pool.workers = workers
+    assert status == 200
+    assert pooled["data"] == local["data"]
+    errors = [r["row"] for r in pooled["data"]["rows"] if r["errors"]]
+    assert 18 in expected and len(expected) > 20
+    assert errors == expected, (errors, expected)

@@ -73,15 +73,28 @@ async def test_pool_and_in_process_checks_give_the_same_report_and_rows(
     # dry runs: the report of every row is the same either way
     status, _ = await upload(client, "contacts", mixed_file(100), team.admin, dry_run=True)
     assert status == 422 and not pool.started  # a few rows: checked in process
+    # (every row has the same mobile: duplicates are confirmed here, and judged below)
     status, pooled = await upload(
-        client, "contacts", text, team.admin, dry_run=True, on_error="skip"
+        client,
+        "contacts",
+        text,
+        team.admin,
+        dry_run=True,
+        on_error="skip",
+        confirm_duplicates=True,
     )
     assert status == 200 and pool.started
     workers = pool.workers
     pool.workers = 0  # the in-process path
     try:
         status, local = await upload(
-            client, "contacts", text, team.admin, dry_run=True, on_error="skip"
+            client,
+            "contacts",
+            text,
+            team.admin,
+            dry_run=True,
+            on_error="skip",
+            confirm_duplicates=True,
         )
         assert status == 200
     finally:
@@ -93,11 +106,15 @@ async def test_pool_and_in_process_checks_give_the_same_report_and_rows(
     assert {"email", "custom_fields.segment", "owner_id"} <= messages, messages
 
     # written (skip mode): the pool into one tenant, in process into the other; same rows
-    status, body = await upload(client, "contacts", text, team.admin, on_error="skip")
+    status, body = await upload(
+        client, "contacts", text, team.admin, on_error="skip", confirm_duplicates=True
+    )
     assert status == 201, body
     pool.workers = 0
     try:
-        status, other = await upload(client, "contacts", text, team.outsider, on_error="skip")
+        status, other = await upload(
+            client, "contacts", text, team.outsider, on_error="skip", confirm_duplicates=True
+        )
         assert status == 201, other
     finally:
         pool.workers = workers
@@ -244,10 +261,17 @@ async def test_imported_rows_are_in_the_sync_change_log_as_api_creates_are(
         "first_name,last_name,email,phone,tags,lead_source,cf.segment\n"
         "Ada,Lovelace,ada2@example.com,(212) 555-0100,vip;new,web,mid\n"
     )
-    status, report = await upload(client, "contacts", small, team.admin)
+    status, report = await upload(client, "contacts", small, team.admin, confirm_duplicates=True)
     assert status == 201, report
     imported = report["data"]["rows"][0]["id"]
-    status, big = await upload(client, "contacts", mixed_file(2_500), team.admin, on_error="skip")
+    status, big = await upload(
+        client,
+        "contacts",
+        mixed_file(2_500),
+        team.admin,
+        on_error="skip",
+        confirm_duplicates=True,
+    )
     assert status == 201, big
     created = big["data"]["totals"]["created"]
 

@@ -439,3 +439,34 @@ async def test_cancel_while_the_server_imports_rolls_the_file_back(
     assert banner_text(dialog.error) == ""
     page = await api.list_records("contacts", limit=1, include_total=True)
     assert page.total == 0
+
+
+async def test_likely_duplicates_are_reported_and_created_when_confirmed(
+    live: Live,  # noqa: F811
+    team: Team,  # noqa: F811
+    qtbot: Any,
+    tmp_path: Path,
+) -> None:
+    api = await live.api(team.admin, direct=True)
+    await api.create_record("contacts", {"first_name": "Ada", "email": "ada@analytical.example"})
+    dialog = await dialog_for(api, qtbot)
+    rows = [PEOPLE[0][:5], PEOPLE[1][:5]]  # Ada is there already; Grace is new
+    await loaded(dialog, write_csv(tmp_path / "dupes.csv", HEADER[:5], rows))
+    dialog.dry_run()
+    await dialog.wait()
+    report = dialog.report
+    assert report is not None
+    assert [r.status for r in report.rows] == ["error", "created"]
+    assert "possible duplicate of contact" in report.rows[0].reasons
+    assert not dialog.import_button.isEnabled()
+    dialog.confirm_duplicates.setChecked(True)
+    assert not dialog.import_button.isEnabled()  # the dry run was of other settings
+    dialog.dry_run()
+    await dialog.wait()
+    assert dialog.report is not None and dialog.report.errors == 0
+    assert dialog.import_button.isEnabled()
+    screenshot(dialog, "csv-import-duplicates")
+    dialog.run_import()
+    await dialog.wait()
+    names = sorted(c["first_name"] for c in await contacts(api))
+    assert names == ["Ada", "Ada", "Grace"]
