@@ -38,7 +38,15 @@ from sqlalchemy.orm import Session
 from aisha_server.auth.authorize import require_allowed
 from aisha_server.auth.principal import Principal
 from aisha_server.db.changelog import ChangeContext
-from aisha_server.db.models import CustomField
+from aisha_server.db.models import (
+    Account,
+    Activity,
+    Contact,
+    CustomField,
+    Lead,
+    Note,
+    Opportunity,
+)
 from aisha_server.db.uow import Database
 from aisha_server.errors import Conflict, Invalid, NotFound
 from aisha_server.services.emails import EmailNotValidError, normalised_email
@@ -71,6 +79,16 @@ CHOICE_TYPES = frozenset({"select", "multiselect"})
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 TEXT_MAX = 10_000
 OPTION_MAX = 200
+MAX_OPTIONS = 500  # a select offers at most this many
+# the record model of each entity: a custom field may not take the name of a built-in field
+_MODELS: dict[str, type[Any]] = {
+    "contact": Contact,
+    "account": Account,
+    "lead": Lead,
+    "opportunity": Opportunity,
+    "activity": Activity,
+    "note": Note,
+}
 URL_MAX = 2048
 CURRENCY_MAX = Decimal("1e15")  # absolute value; keeps "%.2f" exact and sane
 CACHE_SECONDS = 5.0
@@ -403,6 +421,8 @@ def check_options(field_type: str, options: Any) -> list[str] | None:
         return None
     if not isinstance(options, list) or not options:
         _fail("options", "a non-empty list of strings is required")
+    if len(options) > MAX_OPTIONS:
+        _fail("options", f"at most {MAX_OPTIONS} options")
     cleaned: list[str] = []
     for option in options:
         if not isinstance(option, str) or not option.strip() or len(option) > OPTION_MAX:
@@ -413,13 +433,18 @@ def check_options(field_type: str, options: Any) -> list[str] | None:
     return cleaned
 
 
-def check_field_name(name: str) -> str:
+def check_field_name(name: str, entity: str | None = None) -> str:
+    """A custom field's name; for `entity`, also not the name of one of its built-in fields
+    (`email`, `id`, ...): imports, exports and filters name both kinds side by side."""
     if not FIELD_NAME.match(name):
         _fail(
             "field_name",
             "lower-case letters, digits and underscores, starting with a letter "
             "(at most 63 characters)",
         )
+    model = _MODELS.get(entity or "")
+    if model is not None and name in {c.name for c in model.__table__.columns} | {"metadata"}:
+        _fail("field_name", f"{name!r} is a built-in field of {entity} records")
     return name
 
 
@@ -578,7 +603,7 @@ class CustomFieldService:
             actor, RESOURCE, "create", message="Only administrators may define custom fields"
         )
         entity = check_entity(new.entity)
-        name = check_field_name(new.field_name)
+        name = check_field_name(new.field_name, entity)
         kind = check_field_type(new.field_type)
         options = check_options(kind, new.options)
 

@@ -174,6 +174,11 @@ async def test_bad_definitions_are_refused(client: Any) -> None:
         ({**REFERRAL, "field_name": "x", "is_required": "maybe"}, 422, "is_required"),
         ({**REFERRAL, "field_name": "x", "surprise": 1}, 422, "surprise"),
         ({"entity": "contact", "field_type": "text"}, 422, "field_name"),
+        # the names of built-in fields (imports, exports and filters name both kinds)
+        ({"entity": "contact", "field_name": "email", "field_type": "text"}, 422, "field_name"),
+        ({"entity": "account", "field_name": "id", "field_type": "text"}, 422, "field_name"),
+        ({"entity": "opportunity", "field_name": "stage", "field_type": "text"}, 422, "field_name"),
+        ({**REFERRAL, "field_name": "x", "options": [f"o{n}" for n in range(501)]}, 422, "options"),
     ]
     for payload, status, where in cases:
         resp = await client.post("/api/custom-fields", json=payload, headers=admin)
