@@ -39,6 +39,8 @@ FieldType = Literal[
 
 
 class TenantQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt parameter is a 422, not ignored
+
     tenant_id: str | None = Field(None, description="superadmin: the tenant (UUID or slug)")
 
 

@@ -601,8 +601,8 @@ def _warm_up() -> None:
 
 class ValidationPool:
     """Worker processes that check the rows of large imports, so that checking (CPU: pydantic,
-    e-mail and phone normalisation, custom fields) runs beside the database writing the rows
-    already checked.  Owned by the app (`keys.VALIDATION_POOL`): started on first use and shut
+    e-mail and phone normalisation, custom fields, binding) is spread over the CPUs while this
+    process checks the rows that update records.  Owned by the app (`keys.VALIDATION_POOL`): started on first use and shut
     down in the app's cleanup.  `workers` below 2 disables it (one core gains nothing).
     Processes are spawned, not forked: the server runs threads (database writer, readers), and
     forking a process with threads can copy a held lock into the child."""
@@ -683,30 +683,60 @@ class _DuplicateGuard:
         self.phone_columns = tuple(spec.phones.values())
         self._emails: dict[str, int] = {}  # e-mail -> the file's row that brought it
         self._phones: dict[str, int] = {}
+        self._prefetched: dict[tuple[str, str], str] | None = None
+        self._peers = [SPECS[n] for n in DUPLICATE_PEERS.get(spec.name, (spec.name,))]
+        # peers of which the tenant has a live record the importer can see: with none (a
+        # first load into a new tenant), only the file's own rows can be duplicates
+        self.peers = (
+            [
+                peer
+                for peer in self._peers
+                if session.scalar(self._select(peer, peer.model.id).limit(1)) is not None
+            ]
+            if self.enabled
+            else []
+        )
+
+    @property
+    def reads(self) -> bool:
+        """Whether judging a row reads the database (or only the rows judged before it)."""
+        return self.enabled and bool(self.peers)
+
+    def _select(self, peer: EntitySpec, *columns: Any) -> Any:
+        model = peer.model
+        query = select(*columns).where(
+            model.tenant_id == self.tenant_id,
+            model.deleted_at.is_(None),
+            *RecordService._scope(peer, self.actor),
+        )
+        if model is Lead:  # a converted lead lives on as its contact
+            query = query.where(model.converted_at.is_(None))
+        return query
 
     def _existing(self, emails: set[str], phones: set[str]) -> dict[tuple[str, str], str]:
-        """("email"|"phone", value) -> "<entity> <id>" of a live record that has it."""
+        """("email"|"phone", value) -> "<entity> <id>" of a live record that has it: one
+        statement per peer and slice of values (e-mail and phone indexes OR-ed)."""
         found: dict[tuple[str, str], str] = {}
-        for name in DUPLICATE_PEERS.get(self.spec.name, (self.spec.name,)):
-            peer = SPECS[name]
+        listed_emails, listed_phones = sorted(emails), sorted(phones)
+        for peer in self.peers:
             model = peer.model
-            base = [
-                model.tenant_id == self.tenant_id,
-                model.deleted_at.is_(None),
-                *RecordService._scope(peer, self.actor),
-            ]
-            if model is Lead:  # a converted lead lives on as its contact
-                base.append(model.converted_at.is_(None))
-            probes = [("email", model.email, emails)]
-            probes += [("phone", getattr(model, c), phones) for c in peer.phones.values()]
-            for kind, column, values in probes:
-                listed = sorted(values)
-                for start in range(0, len(listed), CHUNK):
-                    query = select(column, model.id).where(
-                        *base, column.in_(listed[start : start + CHUNK])
-                    )
-                    for value, record_id in self.session.execute(query):
-                        found.setdefault((kind, value), f"{peer.singular} {record_id}")
+            phone_columns = [getattr(model, c) for c in peer.phones.values()]
+            size = max(len(listed_emails), len(listed_phones))
+            for start in range(0, size, CHUNK):
+                some_emails = listed_emails[start : start + CHUNK]
+                some_phones = listed_phones[start : start + CHUNK]
+                arms = [model.email.in_(some_emails)] if some_emails else []
+                arms += [c.in_(some_phones) for c in phone_columns] if some_phones else []
+                if not arms:
+                    continue
+                query = self._select(peer, model.id, model.email, *phone_columns)
+                for record_id, email, *numbers in self.session.execute(query.where(or_(*arms))):
+                    what = f"{peer.singular} {record_id}"
+                    if email in emails:
+                        found.setdefault(("email", email), what)
+                    for number in numbers:
+                        if number in phones:
+                            found.setdefault(("phone", number), what)
         return found
 
     def duplicates(
@@ -716,9 +746,11 @@ class _DuplicateGuard:
         Its errors say of what."""
         if not self.enabled or not rows:
             return [False] * len(rows)
-        emails = {e for _, e, _ in rows if e}
-        phones = {p for _, _, ps in rows for p in ps if p}
-        existing = self._existing(emails, phones)
+        existing = self._prefetched
+        if existing is None:
+            emails = {e for _, e, _ in rows if e}
+            phones = {p for _, _, ps in rows for p in ps if p}
+            existing = self._existing(emails, phones) if self.peers else {}
         flags = []
         for result, email, row_phones in rows:
             problems = []
@@ -745,24 +777,42 @@ class _DuplicateGuard:
             flags.append(bool(problems))
         return flags
 
-    def bound_duplicates(self, results: Sequence[RowResult], bound: BoundRows) -> list[bool]:
-        """`duplicates` of new rows a worker checked and bound (their values as the driver
-        takes them: e-mail and E.164 phones are plain text)."""
-        if not self.enabled:
-            return [False] * len(results)
+    def _identities(
+        self, results: Sequence[RowResult], bound: BoundRows
+    ) -> list[tuple[RowResult, str | None, list[str | None]]]:
+        """(result, e-mail, E.164 phones) of new rows a worker checked and bound (their
+        values as the driver takes them: e-mail and E.164 phones are plain text)."""
         at = {name: i for i, name in enumerate(bound.names)}
         email_at = at.get("email")
         phones_at = [at[c] for c in self.phone_columns if c in at]
-        return self.duplicates(
-            [
-                (
-                    result,
-                    values[email_at] if email_at is not None else None,
-                    [values[i] for i in phones_at],
-                )
-                for result, values in zip(results, bound.values, strict=True)
-            ]
-        )
+        return [
+            (
+                result,
+                values[email_at] if email_at is not None else None,
+                [values[i] for i in phones_at],
+            )
+            for result, values in zip(results, bound.values, strict=True)
+        ]
+
+    def bound_duplicates(self, results: Sequence[RowResult], bound: BoundRows) -> list[bool]:
+        """`duplicates` of new rows a worker checked and bound."""
+        if not self.enabled:
+            return [False] * len(results)
+        return self.duplicates(self._identities(results, bound))
+
+    def prefetch(self, chunks: Sequence[tuple[Sequence[RowResult], BoundRows]]) -> None:
+        """Read the records like any of these rows now, before any of them is written;
+        `duplicates` then judges from what was read."""
+        if not self.reads:
+            return
+        emails: set[str] = set()
+        phones: set[str] = set()
+        for results, bound in chunks:
+            for _, email, numbers in self._identities(results, bound):
+                if email:
+                    emails.add(email)
+                phones.update(n for n in numbers if n)
+        self._prefetched = self._existing(emails, phones)
 
 
 def _without(bound: BoundRows, drop: Sequence[bool]) -> BoundRows:
@@ -980,8 +1030,9 @@ class RecordIOService:
             if pool is None:
                 fresh = []
             else:
-                # new rows are checked in worker processes, chunk by chunk, while this
-                # transaction writes the chunks already checked (`_write_new` below)
+                # new rows are checked (and bound) in worker processes, chunk by chunk, while
+                # this process checks the rows that update records; they are written once the
+                # duplicate rule has seen them all (below)
                 step = PARALLEL_CHUNK
                 chunks = [fresh[i : i + step] for i in range(0, len(fresh), step)]
                 bind_for = dialect_key(session.connection().dialect)
@@ -1048,6 +1099,29 @@ class RecordIOService:
             progress(done, total)
             if pool is not None:
                 dialect = session.connection().dialect.name
+                # the duplicate rule over every new row before any is written, when it reads
+                # the tenant's records: rows this transaction inserts would sit in the tables
+                # it reads, and PostgreSQL plans a small tenant's lookups by statistics that
+                # know none of them (it read the tenant's every row per lookup: minutes for
+                # 100,000 rows).  When it reads nothing (no records to be like: a first load),
+                # each chunk is written as soon as it is checked, while the workers go on.
+                hold = guard.reads
+                checked_chunks: list[tuple[list[RowResult], BoundRows]] = []
+
+                def judge(good: list[RowResult], bound: BoundRows) -> None:
+                    nonlocal doomed
+                    flags = guard.bound_duplicates(good, bound)
+                    if any(flags):
+                        doomed = doomed or options.on_error == "rollback"
+                        good = [r for r, flag in zip(good, flags, strict=True) if not flag]
+                        bound = _without(bound, flags)
+                    for result in good:
+                        result.status = "created"
+                    if write and not doomed:
+                        ids = insert_records(session, spec, tenant_id, bound)
+                        for result, new_id in zip(good, ids, strict=True):
+                            result.id = new_id
+
                 try:
                     for chunk, future in zip(chunks, futures, strict=True):
                         problems, bound = _wait(future, dialect)
@@ -1059,22 +1133,19 @@ class RecordIOService:
                             else:
                                 good.append(row.result)
                         assert bound is not None
-                        flags = guard.bound_duplicates(good, bound)
-                        if any(flags):
-                            doomed = doomed or options.on_error == "rollback"
-                            bound = _without(bound, flags)
-                            good = [r for r, flag in zip(good, flags, strict=True) if not flag]
-                        for result in good:
-                            result.status = "created"
-                        if write and not doomed:
-                            ids = insert_records(session, spec, tenant_id, bound)
-                            for result, new_id in zip(good, ids, strict=True):
-                                result.id = new_id
+                        if hold:
+                            checked_chunks.append((good, bound))
+                        else:
+                            judge(good, bound)
                         done += len(chunk)
                         progress(done, total)
                 finally:  # after a failure the chunks not started yet are not checked
                     for future in futures:
                         future.cancel()
+                if hold:
+                    guard.prefetch([(good, bound) for good, bound in checked_chunks])
+                for good, bound in checked_chunks:
+                    judge(good, bound)
             bad = [r.result for r in rows if r.result.errors]
             for r in bad:
                 r.status = "error"

@@ -1466,6 +1466,16 @@ class RecordService:
             row = self.load_for_edit(session, spec, actor, tenant_id, record_id)
         if base_version is not None and row.version != base_version:
             raise _stale(spec, row.version)
+        if (
+            isinstance(row, Lead)
+            and row.converted_at is not None
+            and data.get("status", "converted") != "converted"
+        ):
+            # its contact, account and opportunity exist: it cannot be converted again
+            raise Invalid(
+                "Validation failed: status",
+                details=[{"field": "status", "message": "a converted lead stays converted"}],
+            )
         changes = dict(data)
         if replace or "custom_fields" in changes:
             changes["custom_fields"] = validate_values(
@@ -1530,6 +1540,12 @@ class RecordService:
     async def restore(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
     ) -> dict[str, Any]:
+        spec = self.spec(entity)
+        if not allows(actor, spec.name, "delete"):  # who may delete may restore
+            raise PermissionDenied(
+                f"Your role may not restore {spec.name} (restoring needs the right to delete)",
+                code="forbidden_action",
+            )
         spec = await self._prepare(actor, tenant_id, entity, "delete")
 
         def write(session: Session) -> dict[str, Any]:

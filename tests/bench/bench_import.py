@@ -12,7 +12,7 @@ rounds): a fresh migrated database (SQLite data dir, or the scratch PostgreSQL d
 CSV (first_name, last_name, email, phone, title, company, tags, cf.segment; unique e-mails and
 phones) is generated in memory and imported with `RecordIOService.import_csv` of the app the
 server builds (parse, check every row, write in one transaction; files of 2,000 rows and more
-are checked in the app's worker processes while the transaction writes; a warm-up import of
+are checked in the app's worker processes, then written; a warm-up import of
 3,000 rows starts them first, as a server's first large import does).  Each round imports
 the file again, into a tenant of its own (the create's duplicate rule is checked and finds
 none), so later rounds write into a fuller table.  CPU per row counts this process and

@@ -180,6 +180,8 @@ async def test_bad_definitions_are_refused(client: Any) -> None:
         ({"entity": "opportunity", "field_name": "stage", "field_type": "text"}, 422, "field_name"),
         ({**REFERRAL, "field_name": "x", "options": [f"o{n}" for n in range(501)]}, 422, "options"),
     ]
+    resp = await client.get("/api/custom-fields", params={"entiy": "contact"}, headers=admin)
+    assert "entiy" in {d["field"] for d in (await _error(resp, 422))["details"]}
     for payload, status, where in cases:
         resp = await client.post("/api/custom-fields", json=payload, headers=admin)
         body = await _error(resp, status)

@@ -262,6 +262,11 @@ async def test_convert_lead_creates_linked_records(client: Any, team: Team) -> N
     assert got["data"]["related_id"] == lead["id"]
     again = await client.post(f"/api/leads/{lead['id']}/convert", json={}, headers=team.employee)
     assert again.status == 409 and (await again.json())["code"] == "already_converted"
+    # a converted lead stays converted (its status could be set back, misleading the list)
+    url = f"/api/leads/{lead['id']}"
+    back = await client.patch(url, json={"status": "new"}, headers=team.admin)
+    assert back.status == 422 and "stays converted" in str((await back.json())["details"])
+    assert (await client.patch(url, json={"title": "CFO"}, headers=team.admin)).status == 200
 
 
 async def test_convert_without_company_or_with_an_existing_account(client: Any, team: Team) -> None:

@@ -102,6 +102,9 @@ async def test_crud_soft_delete_and_restore(client: Any, team: Team, entity: str
     assert (await client.get(url, headers=team.admin)).status == 404
     deleted = await (await client.get(f"/api/{entity}?deleted=true", headers=team.admin)).json()
     assert [r["id"] for r in deleted["data"]] == [record["id"]]
+    refused = await client.post(f"{url}/restore", headers=team.support)
+    assert refused.status == 403
+    assert (await refused.json())["message"].startswith(f"Your role may not restore {entity}")
     restored = await client.post(f"{url}/restore", headers=team.admin)
     assert restored.status == 200
     assert (await client.get(url, headers=team.admin)).status == 200
