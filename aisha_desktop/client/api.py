@@ -158,6 +158,22 @@ def _job_state(answer: Any) -> ImportJobState:
         ) from None
 
 
+def _page(body: Mapping[str, Any], not_a_list: str) -> Page:
+    """A listing answer's items and pagination (the cursor to follow, when there is one)."""
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise UnexpectedResponse(not_a_list, status=200)
+    pagination = body.get("pagination")
+    paging: Json = pagination if isinstance(pagination, Mapping) else {}
+    return Page(
+        items=[dict(item) for item in data if isinstance(item, Mapping)],
+        next_cursor=optional_text(paging, "next_cursor"),
+        limit=optional_int(paging, "limit"),
+        offset=optional_int(paging, "offset"),
+        total=optional_int(paging, "total"),
+    )
+
+
 def _entity_path(entity: str) -> str:
     if not _ENTITY.match(entity):
         raise ValueError(f"not an entity name: {entity!r}")
@@ -351,18 +367,7 @@ class ApiClient:
         """A page of `entity` (`limit`, `cursor`, `sort`, `q`, filters, `cf.<name>` via
         `**{"cf.tier": "gold"}` ...); follow `Page.next_cursor` for the next."""
         body = await self._call("GET", _entity_path(entity), params=params)
-        data = body.get("data")
-        if not isinstance(data, list):
-            raise UnexpectedResponse("A record list answer holds no list", status=200)
-        pagination = body.get("pagination")
-        paging: Json = pagination if isinstance(pagination, Mapping) else {}
-        return Page(
-            items=[dict(item) for item in data if isinstance(item, Mapping)],
-            next_cursor=optional_text(paging, "next_cursor"),
-            limit=optional_int(paging, "limit"),
-            offset=optional_int(paging, "offset"),
-            total=optional_int(paging, "total"),
-        )
+        return _page(body, "A record list answer holds no list")
 
     async def timeline(
         self, entity: str, record_id: RecordId, *, limit: int, cursor: str | None = None
@@ -373,18 +378,7 @@ class ApiClient:
         if cursor is not None:
             params["cursor"] = cursor
         body = await self._call("GET", f"{_record_path(entity, record_id)}/timeline", params=params)
-        data = body.get("data")
-        if not isinstance(data, list):
-            raise UnexpectedResponse("The server's answer is not a timeline", status=200)
-        pagination = body.get("pagination")
-        paging: Json = pagination if isinstance(pagination, Mapping) else {}
-        return Page(
-            items=[dict(item) for item in data if isinstance(item, Mapping)],
-            next_cursor=optional_text(paging, "next_cursor"),
-            limit=optional_int(paging, "limit"),
-            offset=None,
-            total=None,
-        )
+        return _page(body, "The server's answer is not a timeline")
 
     async def get_record(self, entity: str, record_id: RecordId) -> dict[str, Any]:
         return self._record(await self.request("GET", _record_path(entity, record_id)))
