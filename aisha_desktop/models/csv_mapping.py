@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aisha_desktop.models.fields import FIELDS, column_title, custom_field_specs
+from aisha_desktop.models.fields import FIELDS, IDENTITY, column_title, custom_field_specs
 
 # The fields an import column may name per entity: the server's writable fields less the JSON
 # documents (`record_io._mappable`, checked equal by tests), plus `id` (the match key).
@@ -119,14 +119,16 @@ class Target:
     name: str  # what the server is sent: a field, `id` or `cf.<name>`
     label: str
     required: bool = False
+    identity: bool = False  # a new record needs one of these (a person's name, e-mail, phone)
 
 
 def import_targets(entity: str, custom_rows: Iterable[Mapping[str, Any]]) -> list[Target]:
     """What a column of `entity` may map to, in a sensible order for a picker."""
     labels = {spec.name: spec.label for spec in FIELDS.get(entity, ())}
     required = set(REQUIRED.get(entity, ()))
+    identity = set(IDENTITY.get(entity, ()))
     targets = [
-        Target(name, labels.get(name) or column_title(name), name in required)
+        Target(name, labels.get(name) or column_title(name), name in required, name in identity)
         for name in (*IMPORT_FIELDS[entity], *COMMON_IMPORT_FIELDS)
     ]
     targets.append(Target("id", "Record id (match key)"))
@@ -189,6 +191,12 @@ def mapping_problems(
             problems.append(
                 "Required for new records, map a column to: " + ", ".join(missing)
             )  # fmt: skip
+        identity = [t for t in targets if t.identity]
+        if chosen and identity and not any(t.name in chosen for t in identity):
+            problems.append(
+                "New records need a name, an e-mail or a phone: map a column to one of "
+                + ", ".join(t.label for t in identity)
+            )
     return problems
 
 

@@ -90,6 +90,12 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
     "notes": (_f("title"), _f("content", "longtext", required=True)),
 }  # fmt: skip
 
+# a record needs at least one of these (the server's EntitySpec.identity)
+IDENTITY: dict[str, tuple[str, ...]] = {
+    "contacts": ("first_name", "last_name", "email", "phone", "mobile"),
+    "leads": ("first_name", "last_name", "company", "email", "phone"),
+}
+
 # Columns a table offers (shown ones first by default) and their headers.
 DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "accounts": ("name", "type", "industry", "email", "phone", "city", "status", "updated_at"),

@@ -454,7 +454,8 @@ class EntityView(QWidget):
         found: dict[str, ReplicaRow] = {}
         email = values.get("email")
         if isinstance(email, str) and email and "email" in ENTITY_COLUMNS[self.entity]:
-            page = self.replica.query(self.entity, filters={"email": email.strip()}, limit=5)
+            wanted = email.strip().lower()  # stored normalised (lower case)
+            page = self.replica.query(self.entity, filters={"email": wanted}, limit=5)
             found.update((r.id, r) for r in page.rows)
         for field in ("phone", "mobile"):
             phone = values.get(field)
@@ -507,6 +508,16 @@ class EntityView(QWidget):
                 if not changes:
                     self._say("No changes")
                     return True
+                if not self._duplicates_confirmed:
+                    # only what the edit gives the record: a duplicate accepted before does
+                    # not block every later edit (the server's rule for PATCH)
+                    given: dict[str, Any] = {
+                        k: changes[k] for k in ("email", "phone", "mobile") if k in changes
+                    }
+                    duplicates = self.find_duplicates(given) if given else []
+                    if duplicates:
+                        self._show_duplicates(duplicates, creating=False)
+                        return False
                 await self.engine.update(self.entity, self.record_id, changes)
                 self._say("Saved")
         except (ValueError, RecordMissing) as exc:
@@ -521,7 +532,7 @@ class EntityView(QWidget):
         self.select_record(self.record_id)
         return True
 
-    def _show_duplicates(self, rows: list[ReplicaRow]) -> None:
+    def _show_duplicates(self, rows: list[ReplicaRow], *, creating: bool = True) -> None:
         names = ", ".join(
             f"{display_name(self.entity, r.data)} <{r.data.get('email') or r.data.get('phone')}>"
             for r in rows[:3]
@@ -530,8 +541,10 @@ class EntityView(QWidget):
         self.duplicates_label.setText(
             f"Possible duplicate: {names}{more} already has this email or phone."
         )
+        self.create_anyway.setText("Create anyway" if creating else "Save anyway")
         self.duplicates.show()
-        self._say("Check the possible duplicate before creating", "error")
+        verb = "creating" if creating else "saving"
+        self._say(f"Check the possible duplicate before {verb}", "error")
 
     def _ask_delete(self) -> None:
         record = self.current_record()

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aisha_desktop.models.fields import STATUSES, FieldSpec, validate
+from aisha_desktop.models.fields import IDENTITY, STATUSES, FieldSpec, validate
 
 ERROR_STYLE = "color: #b3261e; font-size: 11px;"
 PLACEHOLDERS = {
@@ -44,6 +44,7 @@ class RecordEditor(QWidget):
         self.entity = entity
         self._loading = False
         self._original: dict[str, Any] = {}
+        self._stored = False  # the form shows a stored record (not a new one)
         self._editors: dict[str, QWidget] = {}
         self._errors: dict[str, QLabel] = {}
         self.specs: list[FieldSpec] = []
@@ -128,6 +129,7 @@ class RecordEditor(QWidget):
         self._loading = True
         try:
             data = data or {}
+            self._stored = bool(data.get("id"))
             custom = data.get("custom_fields")
             custom = custom if isinstance(custom, Mapping) else {}
             for spec in self.specs:
@@ -200,11 +202,19 @@ class RecordEditor(QWidget):
         not held against the edit (a stage the pipeline no longer has, an address imported
         before the rules): only a required field left empty is."""
         raw = self.raw_values()
-        return {
+        found = {
             name: message
             for name, message in validate(self.specs, raw).items()
             if raw[name] != self._original.get(name) or raw[name] in (None, "", [])
         }
+        # a person needs a name, e-mail or phone (the server's rule): a new one always, a
+        # stored one when the edit touches those fields
+        shown = [n for n in IDENTITY.get(self.entity, ()) if n in raw]
+        touched = any(raw[n] != self._original.get(n) for n in shown)
+        if shown and (touched or not self._stored) and all(_blank(raw[n]) for n in shown):
+            labels = [s.label.lower() for s in self.specs if s.name in shown]
+            found.setdefault(shown[0], "Give at least one of: " + ", ".join(labels))
+        return found
 
     def show_errors(self, problems: Mapping[str, str]) -> None:
         for name, label in self._errors.items():
@@ -246,6 +256,10 @@ class RecordEditor(QWidget):
         if custom:
             out["custom_fields"] = custom
         return out
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _typed(spec: FieldSpec, value: Any) -> Any:

@@ -184,6 +184,14 @@ def _bulk_update_body(spec: EntitySpec) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid"),
         ids=(list[uuid.UUID], Field(..., min_length=1, max_length=MAX_BULK_IDS)),
         changes=(dict[str, Any], ...),
+        confirm_duplicates=(
+            bool,
+            Field(
+                False,
+                description="give the e-mail or phone even where another record has it (or "
+                "several of these records would share it)",
+            ),
+        ),
         tenant_id=(str | None, None),
     )
     return model
@@ -311,8 +319,9 @@ def _mount(spec: EntitySpec) -> None:
         tenant_id = await tenant_for(request, body.tenant_id)
         assert tenant_id is not None
         results = await request.app[keys.RECORD_IO_SERVICE].bulk_update(
-            principal(request), tenant_id, spec.name, body.ids, changes
-        )
+            principal(request), tenant_id, spec.name, body.ids, changes,
+            confirm_duplicates=body.confirm_duplicates,
+        )  # fmt: skip
         return success(_summary(results, "updated"))
 
     @routes.post(

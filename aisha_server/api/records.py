@@ -221,6 +221,15 @@ class CreateQuery(BaseModel):
     tenant_id: str | None = None
 
 
+class UpdateQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirm_duplicate: bool = Field(
+        False,
+        description="save even though other records have the e-mail or phone this change gives",
+    )
+    tenant_id: str | None = None
+
+
 def _record_id(request: web.Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.match_info["record_id"])
@@ -287,7 +296,9 @@ def _mount(spec: EntitySpec) -> None:
         )
         return success(record)
 
-    async def _update(request: web.Request, body: Any, replace: bool) -> web.Response:
+    async def _update(
+        request: web.Request, body: Any, query: UpdateQuery, replace: bool
+    ) -> web.Response:
         record_id = _record_id(request)
         tenant_id = await tenant_for(request, body.tenant_id)
         assert tenant_id is not None
@@ -307,18 +318,19 @@ def _mount(spec: EntitySpec) -> None:
             values,
             replace=replace,
             base_version=base_version,
+            confirm_duplicate=query.confirm_duplicate,
         )
         return success(record)
 
     @routes.put(item, summary=f"Replace a {spec.singular} (fields not given are cleared)",
-                tags=tags, body=replace_body)  # fmt: skip
-    async def replace_record(request: web.Request, body: Any) -> web.Response:
-        return await _update(request, body, True)
+                tags=tags, body=replace_body, query=UpdateQuery)  # fmt: skip
+    async def replace_record(request: web.Request, body: Any, query: UpdateQuery) -> web.Response:
+        return await _update(request, body, query, True)
 
     @routes.patch(item, summary=f"Change some fields of a {spec.singular}", tags=tags,
-                  body=patch_body)  # fmt: skip
-    async def patch_record(request: web.Request, body: Any) -> web.Response:
-        return await _update(request, body, False)
+                  body=patch_body, query=UpdateQuery)  # fmt: skip
+    async def patch_record(request: web.Request, body: Any, query: UpdateQuery) -> web.Response:
+        return await _update(request, body, query, False)
 
     @routes.delete(item, summary=f"Delete a {spec.singular} (soft delete; restorable)", tags=tags)
     async def delete_record(request: web.Request) -> web.Response:

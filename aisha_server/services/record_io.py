@@ -68,8 +68,12 @@ from aisha_server.services.records import (
     ListParams,
     RecordService,
     _changed_keys,
+    _derive_phones,
     _empty,
+    _normalise_emails,
+    check_identity,
     cleared_to_defaults,
+    identity_problems,
     list_conditions,
     normalise_email,
     parse_sort,
@@ -162,7 +166,7 @@ class ImportReport:
 @dataclass(frozen=True)
 class BulkResult:
     id: uuid.UUID
-    status: str  # updated | deleted | not_found | forbidden | error
+    status: str  # updated | deleted | not_found | forbidden | error | duplicate
     message: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -519,6 +523,7 @@ class _Checker:
         if target is None:
             missing = [f for f in spec.required if typed.get(f) in (None, "")]
             errors.extend({"field": f, "message": "is required"} for f in missing)
+            errors.extend(identity_problems(spec, typed))
             try:
                 typed["custom_fields"] = validate_values(rules.definitions, custom, partial=False)
             except Invalid as exc:
@@ -554,6 +559,7 @@ class _Checker:
                     }
                 )
             merged = {**record_view(spec, target), **typed}
+            errors.extend(identity_problems(spec, merged, typed))
         stage = typed.get("stage")
         if rules.stages and stage is not None and stage not in rules.stages:
             errors.append({"field": "stage", "message": f"must be one of {list(rules.stages)}"})
@@ -1320,11 +1326,17 @@ class RecordIOService:
         entity: str,
         ids: Sequence[uuid.UUID],
         changes: Mapping[str, Any],
+        *,
+        confirm_duplicates: bool = False,
     ) -> list[BulkResult]:
-        """The PATCH rules for every id, in one transaction; each id succeeds or fails alone."""
+        """The PATCH rules for every id, in one transaction; each id succeeds or fails alone.
+        An e-mail or phone given to a record is refused for it (`duplicate`) where another
+        record the actor can see has it, or an earlier record of this request was given it,
+        unless `confirm_duplicates`."""
         spec = await self._records._prepare(actor, tenant_id, entity, "update")
         _check_count(ids)
         data = cleared_to_defaults(spec, changes)
+        _normalise_emails(spec, data)
         await self._records._check_stage(tenant_id, spec, data)
         blanked = [f for f in spec.required if f in data and data[f] in (None, "")]
         if blanked:
@@ -1337,9 +1349,11 @@ class RecordIOService:
         def work(session: Session) -> list[BulkResult]:
             # owners and assignees are the tenant's users, as in PATCH (the whole request)
             RecordService._check_people(session, tenant_id, data, actor)
+            _derive_phones(session, spec, tenant_id, data)
             rows = self._visible(session, spec, actor, tenant_id, ids)
             results = []
             changes: list[tuple[Record, dict[str, Any]]] = []
+            given_to: uuid.UUID | None = None  # the record of this request given the e-mail/phone
             for record_id in dict.fromkeys(ids):
                 row = rows.get(record_id)
                 if row is None:
@@ -1374,6 +1388,7 @@ class RecordIOService:
                         continue
                     stored = record_view(spec, row)
                     merged = {**stored, **change}
+                    check_identity(spec, merged, change)
                     RecordService._check_links(session, spec, tenant_id, merged)
                     RecordService._check_link_scope(
                         session, spec, actor, tenant_id, merged, _changed_keys(stored, change)
@@ -1381,6 +1396,14 @@ class RecordIOService:
                 except Invalid as exc:
                     results.append(BulkResult(record_id, "error", exc.message))
                     continue
+                if not confirm_duplicates:
+                    problem = self._bulk_duplicate(session, spec, actor, tenant_id, row, change,
+                                                   given_to)  # fmt: skip
+                    if problem is not None:
+                        results.append(BulkResult(record_id, "duplicate", problem))
+                        continue
+                    if given_to is None and _gives_contact_details(spec, row, change):
+                        given_to = row.id
                 changes.append((row, change))
                 results.append(BulkResult(record_id, "updated"))
             update_records(session, changes)
@@ -1389,6 +1412,33 @@ class RecordIOService:
         return await self._db.run(
             work, tenant_id=tenant_id, actor=changelog.ChangeContext(actor.user_id)
         )
+
+    def _bulk_duplicate(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        row: Record,
+        change: Mapping[str, Any],
+        given_to: uuid.UUID | None,
+    ) -> str | None:
+        """Why a bulk update may not give `row` its new e-mail or phone (None: it may)."""
+        if not _gives_contact_details(spec, row, change):
+            return None
+        again = "repeat with confirm_duplicates=true to save it anyway"
+        if given_to is not None:
+            return (
+                f"Possible duplicate: this request gives the same e-mail or phone to"
+                f" {spec.singular} {given_to}; {again}"
+            )
+        matches = self._records.changed_duplicates(session, spec, actor, tenant_id, row, change)
+        if not matches:
+            return None
+        first = matches[0]
+        named = first["name"] or first["email"] or first["phone"]
+        more = f" and {len(matches) - 1} more" if len(matches) > 1 else ""
+        return f"Possible duplicate of {first['entity']} {first['id']} ({named}){more}; {again}"
 
     async def bulk_delete(
         self, actor: Principal, tenant_id: uuid.UUID, entity: str, ids: Sequence[uuid.UUID]
@@ -1768,6 +1818,15 @@ def update_records(session: Session, changes: Sequence[tuple[Record, Mapping[str
         RecordService._apply(row, values)
     if changes:
         session.flush()
+
+
+def _gives_contact_details(spec: EntitySpec, row: Record, change: Mapping[str, Any]) -> bool:
+    """Whether `change` (phones derived) gives `row` an e-mail or phone it does not have: what
+    the duplicate rule looks at."""
+    return spec.normalised and any(
+        change.get(name) and change[name] != getattr(row, name)
+        for name in ("email", *spec.phones.values())
+    )
 
 
 def _check_count(ids: Sequence[uuid.UUID]) -> None:

@@ -107,6 +107,9 @@ class EntitySpec:
     model: type[Any]  # a mapped subclass of Record
     fields: tuple[str, ...]  # entity-specific writable columns
     required: tuple[str, ...] = ()
+    # a record needs at least one of these to be told apart (a person with no name, e-mail
+    # or phone is nobody anyone can find again)
+    identity: tuple[str, ...] = ()
     sortable: tuple[str, ...] = ("updated_at", "created_at")
     filters: tuple[str, ...] = ("status",)
     search: tuple[str, ...] = ()  # `q` with match=contains looks in these
@@ -154,6 +157,7 @@ SPECS: dict[str, EntitySpec] = {
                 "first_name", "last_name", "email", "phone", "mobile", "title", "company",
                 "account_id", "lead_source", "description", "tags",
             ),
+            identity=("first_name", "last_name", "email", "phone", "mobile"),
             sortable=("updated_at", "created_at", "last_name", "email"),
             filters=("status", "account_id", "lead_source"),
             search=("first_name", "last_name", "email", "phone", "mobile", "company"),
@@ -169,6 +173,7 @@ SPECS: dict[str, EntitySpec] = {
                 "first_name", "last_name", "email", "phone", "company", "title", "source",
                 "value", "score", "description", "tags",
             ),
+            identity=("first_name", "last_name", "company", "email", "phone"),
             sortable=("updated_at", "created_at", "email"),
             filters=("status", "source"),
             search=("first_name", "last_name", "email", "phone", "company"),
@@ -649,6 +654,34 @@ DUPLICATE_PEERS: dict[str, tuple[str, ...]] = {
     "contacts": ("contacts", "leads"),
     "leads": ("leads", "contacts"),
 }
+
+
+def identity_problems(
+    spec: EntitySpec, merged: Mapping[str, Any], changed: Iterable[str] | None = None
+) -> list[dict[str, str]]:
+    """A contact or lead left with none of its `identity` fields (name, e-mail, phone...):
+    one problem per field, all saying so.  `changed`: the fields an update sets; an update
+    that touches none of them is not held to it (a record stored before the rule stays
+    editable)."""
+    if not spec.identity:
+        return []
+    if changed is not None and not set(changed) & set(spec.identity):
+        return []
+    for name in spec.identity:
+        value = merged.get(name)
+        if value is not None and (not isinstance(value, str) or value.strip()):
+            return []
+    message = f"a {spec.singular} needs at least one of: " + ", ".join(spec.identity)
+    return [{"field": name, "message": message} for name in spec.identity]
+
+
+def check_identity(
+    spec: EntitySpec, merged: Mapping[str, Any], changed: Iterable[str] | None = None
+) -> None:
+    """`identity_problems` as a 422."""
+    problems = identity_problems(spec, merged, changed)
+    if problems:
+        raise Invalid(f"Validation failed: {problems[0]['message']}", details=problems)
 
 
 def normalise_email(value: str | None, field_name: str = "email") -> str | None:
@@ -1167,6 +1200,7 @@ class RecordService:
                 "Validation failed: " + ", ".join(missing),
                 details=[{"field": f, "message": "is required"} for f in missing],
             )
+        check_identity(spec, data)
         # employees and managers create records for themselves (or hand them to a peer as
         # assignee); ownership of others' records is an admin's to give
         if not actor.can(Capability.EDIT_ALL_RECORDS) and data.get("owner_id") not in (
@@ -1253,6 +1287,29 @@ class RecordService:
             if len(found) >= MAX_DUPLICATES:
                 break
         return found
+
+    def changed_duplicates(
+        self,
+        session: Session,
+        spec: EntitySpec,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        row: Record,
+        changes: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Other records like `row` by the e-mail or E.164 phones `changes` give it (phones
+        already derived).  Values the record keeps are not looked at again: a duplicate
+        accepted at its create does not block every later edit."""
+        if not spec.normalised:
+            return []
+        probe = {
+            name: changes[name]
+            for name in ("email", *spec.phones.values())
+            if changes.get(name) and changes[name] != getattr(row, name)
+        }
+        if not probe:
+            return []
+        return self._duplicates(session, spec, actor, tenant_id, probe, exclude=row.id)
 
     async def create(
         self,
@@ -1393,15 +1450,19 @@ class RecordService:
         *,
         replace: bool,
         base_version: int | None = None,
+        confirm_duplicate: bool = False,
     ) -> dict[str, Any]:
         """PATCH (`replace=False`) changes what is given; PUT (`replace=True`) also clears
-        every writable field not given.  `base_version` (If-Match) refuses a stale write."""
+        every writable field not given.  `base_version` (If-Match) refuses a stale write.  An
+        e-mail or phone changed to one of another record the actor can see is refused with
+        409 `possible_duplicates`, as a create is, unless `confirm_duplicate`."""
         context = await self.write_context(actor, tenant_id, entity, "update")
         data = self.update_data(context, values, replace=replace)
         return await self._db.run(
             lambda session: self.update_in(
                 session, context, actor, tenant_id, record_id, data,
                 replace=replace, base_version=base_version,
+                check_duplicates=not confirm_duplicate,
             ),
             tenant_id=tenant_id, actor=_by(actor),
         )  # fmt: skip
@@ -1458,9 +1519,11 @@ class RecordService:
         replace: bool = False,
         base_version: int | None = None,
         row: Record | None = None,
+        check_duplicates: bool = False,
     ) -> dict[str, Any]:
         """Applies `update_data` in the caller's transaction (`row`: already loaded with
-        load_for_edit)."""
+        load_for_edit).  `check_duplicates`: the API's duplicate rule for a changed e-mail or
+        phone (sync pushes come confirmed by the desktop, as their creates do)."""
         spec = context.spec
         if row is None:
             row = self.load_for_edit(session, spec, actor, tenant_id, record_id)
@@ -1496,12 +1559,22 @@ class RecordService:
             raise PermissionDenied("Only administrators may change a record's owner")
         stored = record_view(spec, row)
         merged = {**stored, **changes}
+        check_identity(spec, merged, None if replace else changes)
         self._check_links(session, spec, tenant_id, merged)
         self._check_link_scope(
             session, spec, actor, tenant_id, merged, _changed_keys(stored, changes)
         )
         self._check_people(session, tenant_id, changes, actor)
         _derive_phones(session, spec, tenant_id, changes)
+        if check_duplicates:
+            matches = self.changed_duplicates(session, spec, actor, tenant_id, row, changes)
+            if matches:
+                raise Conflict(
+                    f"Possible duplicate {spec.name}: repeat with ?confirm_duplicate=true"
+                    " to save it anyway",
+                    code="possible_duplicates",
+                    details=matches,
+                )
         self._mutate(session, row, changes)
         view = record_view(spec, row)
         if (

@@ -797,3 +797,69 @@ async def test_the_pool_and_the_process_find_the_same_duplicates(client: Any, te
     errors = [r["row"] for r in body["data"]["rows"] if r["errors"]]
     assert errors == [n for n in expected if n != 18]
     assert body["data"]["totals"]["created"] == 2_400 - len(errors)
+
+
+async def test_imported_people_need_a_name_an_email_or_a_phone(client: Any, team: Team) -> None:
+    """An import row that would create (or leave) a contact with nothing to tell it by is the
+    row's error, as a create through the API is."""
+    text = "first_name,email,title\nAda,,Countess\n,,Ghost\n"
+    status, body = await upload(client, "contacts", text, team.admin)
+    assert status == 422, body
+    (problem,) = body["details"]
+    assert problem["row"] == 2
+    assert {e["field"] for e in problem["errors"]} >= {"first_name", "email", "phone"}
+    assert await listed(client, "contacts", team.admin) == []
+    status, body = await upload(client, "contacts", text, team.admin, on_error="skip")
+    assert status == 201 and body["data"]["totals"]["created"] == 1
+    ada_id = body["data"]["rows"][0]["id"]
+    # an update's blank cell leaves its field as it is: the name stays
+    text = f"id,first_name,title\n{ada_id},,Analyst\n"
+    status, body = await upload(client, "contacts", text, team.admin, mode="update")
+    assert status == 201, body
+    (ada,) = await listed(client, "contacts", team.admin)
+    assert (ada["first_name"], ada["title"]) == ("Ada", "Analyst")
+
+
+async def test_bulk_update_normalises_and_follows_the_duplicate_rule(
+    client: Any, team: Team
+) -> None:
+    """A bulk update stores e-mails normalised and phones in E.164 as PATCH does, and gives no
+    record an e-mail or phone another record has (or one this request already gave), unless
+    confirmed."""
+    _, body = await upload(client, "contacts", CONTACTS, team.admin)
+    ada_id, alan_id = (r["id"] for r in body["data"]["rows"])
+    _, body = await upload(client, "contacts", "first_name\nC\nD\n", team.admin)
+    c_id, d_id = (r["id"] for r in body["data"]["rows"])
+
+    async def bulk(ids: list[str], changes: dict[str, Any], **extra: Any) -> list[Any]:
+        resp = await client.post(
+            "/api/contacts/bulk-update", json={"ids": ids, "changes": changes, **extra},
+            headers=team.admin,
+        )  # fmt: skip
+        body = await resp.json()
+        assert resp.status == 200, body
+        return list(body["data"]["results"])
+
+    results = await bulk([c_id], {"email": "C@Example.COM", "phone": "(212) 555-0101"})
+    assert [r["status"] for r in results] == ["updated"]
+    got = {r["id"]: r for r in await listed(client, "contacts", team.admin)}
+    assert got[c_id]["email"] == "c@example.com" and got[c_id]["phone_e164"] == "+12125550101"
+    bad = await client.post("/api/contacts/bulk-update",
+                            json={"ids": [d_id], "changes": {"email": "nope"}},
+                            headers=team.admin)  # fmt: skip
+    assert bad.status == 422 and (await bad.json())["details"][0]["field"] == "email"
+
+    # Ada's e-mail on D: D is refused, naming Ada; the same phone on C and D: D is refused
+    results = await bulk([d_id], {"email": got[ada_id]["email"]})
+    assert results[0]["status"] == "duplicate" and ada_id in results[0]["message"]
+    results = await bulk([alan_id, d_id], {"mobile": "212 555 0199"})
+    assert [r["status"] for r in results] == ["updated", "duplicate"]
+    assert alan_id in results[1]["message"]
+    after = {r["id"]: r for r in await listed(client, "contacts", team.admin)}
+    assert after[d_id]["email"] is None and after[d_id]["mobile"] is None
+    assert after[alan_id]["mobile_e164"] == "+12125550199"
+    # a value a record already has is not looked at again; confirmed, duplicates are saved
+    results = await bulk([alan_id], {"mobile": "212 555 0199", "title": "Dr"})
+    assert [r["status"] for r in results] == ["updated"]
+    results = await bulk([d_id], {"email": got[ada_id]["email"]}, confirm_duplicates=True)
+    assert [r["status"] for r in results] == ["updated"]

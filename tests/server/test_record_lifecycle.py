@@ -146,6 +146,50 @@ async def test_duplicates_answer_409_until_confirmed(client: Any, team: Team) ->
     assert status == 409
 
 
+async def test_an_edit_that_makes_a_duplicate_answers_409_until_confirmed(
+    client: Any, team: Team
+) -> None:
+    """PATCH and PUT follow the create's rule for the e-mail or phone they change; values the
+    record keeps are not judged again, and the record itself never counts."""
+    ada = await create(client, "contacts", team.admin, email="ada@acme.test",
+                       phone="+1 415 555 2671")  # fmt: skip
+    bob = await create(client, "contacts", team.admin, first_name="Bob", email="bob@acme.test")
+    url = f"/api/contacts/{bob['id']}"
+    for method, body in (
+        ("PATCH", {"email": "ADA@acme.test"}),
+        ("PATCH", {"mobile": "(415) 555-2671"}),
+        ("PUT", {"first_name": "Bob", "phone": "415.555.2671"}),
+    ):
+        resp = await client.request(method, url, json=body, headers=team.admin)
+        data = await resp.json()
+        assert resp.status == 409 and data["code"] == "possible_duplicates", (body, data)
+        assert [d["id"] for d in data["details"]] == [ada["id"]]
+    _, got = await _get(client, url, team.admin)
+    assert got["data"]["version"] == bob["version"] and got["data"]["mobile"] is None
+    # a lead given a contact's phone is one too
+    lead = await create(client, "leads", team.admin, first_name="Lee", company=None,
+                        value=None)  # fmt: skip
+    resp = await client.patch(f"/api/leads/{lead['id']}", json={"phone": "4155552671"},
+                              headers=team.admin)  # fmt: skip
+    assert resp.status == 409
+    # its own values, and values it keeps, are not duplicates
+    own = await client.patch(f"/api/contacts/{ada['id']}", json={"email": "ada@ACME.test",
+                             "title": "Countess"}, headers=team.admin)  # fmt: skip
+    assert own.status == 200, await own.json()
+    twin = await client.post("/api/contacts?confirm_duplicate=true",
+                             json={"first_name": "Twin", "email": "ada@acme.test"},
+                             headers=team.admin)  # fmt: skip
+    twin_url = f"/api/contacts/{(await twin.json())['data']['id']}"
+    kept = await client.patch(twin_url, json={"title": "Twin"}, headers=team.admin)
+    assert kept.status == 200
+    confirmed = await client.patch(
+        f"{url}?confirm_duplicate=true", json={"email": "ada@acme.test"}, headers=team.admin
+    )
+    assert confirmed.status == 200 and (await confirmed.json())["data"]["email"] == "ada@acme.test"
+    unknown = await client.patch(f"{url}?confirm=true", json={"title": "x"}, headers=team.admin)
+    assert unknown.status == 422
+
+
 async def test_duplicates_only_reveal_what_the_caller_sees(client: Any, team: Team) -> None:
     await create(client, "leads", team.peer, email="secret@acme.test", first_name="Hidden")
     await create(client, "leads", team.outsider, email="mine@acme.test")

@@ -8,8 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
-from aisha_server.db.models import Tenant
+from aisha_server import keys
+from aisha_server.db.models import Contact, Tenant
 from tests.factories import SeededUser, make_tenant, user_with_headers
 
 MINIMAL: dict[str, dict[str, Any]] = {
@@ -88,8 +90,10 @@ async def test_crud_soft_delete_and_restore(client: Any, team: Team, entity: str
         else:
             assert body[name] == given
 
-    # PUT replaces: what is not given is cleared (required fields must be given)
-    required = {k: v for k, v in MINIMAL[entity].items() if k in ("name", "subject", "content")}
+    # PUT replaces: what is not given is cleared (required fields must be given, and a person
+    # keeps something to be told by)
+    kept = ("name", "subject", "content", "first_name")
+    required = {k: v for k, v in MINIMAL[entity].items() if k in kept}
     put = await client.put(url, json={**required, field: value}, headers=team.admin)
     replaced = (await put.json())["data"]
     cleared = [name for name in MINIMAL[entity] if name not in required]
@@ -609,3 +613,67 @@ async def test_nul_characters_are_refused_as_bad_input(client: Any, team: Team) 
         assert answer["status"] == "error" and answer["details"][0]["field"] == field
     fine = await client.get("/api/contacts?q=ann", headers=team.admin)
     assert fine.status == 200 and (await fine.json())["data"] == []  # nothing was stored
+
+
+@pytest.mark.parametrize("entity", ["contacts", "leads"])
+async def test_a_person_needs_a_name_an_email_or_a_phone(
+    client: Any, team: Team, entity: str
+) -> None:
+    """A contact or lead with nothing to tell it by is refused on every write path; a stored
+    one that already lacks them stays editable in its other fields."""
+    for body in ({}, {"title": "Engineer"}, {"first_name": "  ", "email": ""}):
+        resp = await client.post(f"/api/{entity}", json=body, headers=team.admin)
+        data = await resp.json()
+        assert resp.status == 422, (body, data)
+        assert "needs at least one of" in data["message"]
+        assert {"first_name", "last_name", "email", "phone"} <= {
+            d["field"] for d in data["details"]
+        }
+    # any one of them will do
+    for body in ({"last_name": "Solo"}, {"phone": "+1 415 555 0100"}, {"email": "x@solo.test"}):
+        resp = await client.post(
+            f"/api/{entity}?confirm_duplicate=true", json=body, headers=team.admin
+        )
+        assert resp.status == 201, await resp.json()
+    listed = await (await client.get(f"/api/{entity}?limit=500", headers=team.admin)).json()
+    assert len(listed["data"]) == 3
+
+    record = await create(client, entity, team.admin, first_name="Ann", last_name=None,
+                          company=None, email=None)  # fmt: skip
+    url = f"/api/{entity}/{record['id']}"
+    blanked = await client.patch(url, json={"first_name": ""}, headers=team.admin)
+    assert blanked.status == 422, await blanked.json()
+    put = await client.put(url, json={"title": "Boss"}, headers=team.admin)
+    assert put.status == 422, await put.json()
+    bulk = await client.post(
+        f"/api/{entity}/bulk-update",
+        json={"ids": [record["id"]], "changes": {"first_name": None}},
+        headers=team.admin,
+    )
+    result = (await bulk.json())["data"]["results"][0]
+    assert bulk.status == 200 and result["status"] == "error", result
+    assert "needs at least one of" in result["message"]
+    got = (await (await client.get(url, headers=team.admin)).json())["data"]
+    assert got["first_name"] == "Ann" and got["version"] == record["version"]
+    # a change that moves the name to another identity field is fine
+    moved = await client.patch(url, json={"first_name": None, "last_name": "Ann"},
+                               headers=team.admin)  # fmt: skip
+    assert moved.status == 200, await moved.json()
+
+
+async def test_a_person_stored_without_identity_stays_editable(client: Any, team: Team) -> None:
+    """Records stored before the rule (or by an older client) are not held to it by an edit
+    that leaves its fields alone."""
+    record = await create(client, "contacts", team.admin)
+    await client.app[keys.DB].run(
+        lambda s: s.execute(
+            update(Contact)
+            .where(Contact.id == uuid.UUID(record["id"]))
+            .values(first_name=None, last_name=None, email=None)
+        ),
+        system=True,
+    )
+    url = f"/api/contacts/{record['id']}"
+    resp = await client.patch(url, json={"title": "Kept"}, headers=team.admin)
+    assert resp.status == 200, await resp.json()
+    assert (await resp.json())["data"]["title"] == "Kept"

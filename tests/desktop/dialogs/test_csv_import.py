@@ -23,6 +23,7 @@ from aisha_desktop.models.csv_mapping import (
     inspect_csv,
     mapping_problems,
 )
+from aisha_desktop.models.fields import IDENTITY
 from aisha_server.services.record_io import _mappable
 from aisha_server.services.records import SPECS
 from tests.desktop.dialogs.conftest import screenshot
@@ -341,6 +342,8 @@ def test_mapping_logic() -> None:
         assert (*names, *COMMON_IMPORT_FIELDS) == tuple(n for n in _mappable(SPECS[entity]) if n), (
             entity
         )
+    for entity, spec in SPECS.items():  # the people's identity fields are the server's
+        assert IDENTITY.get(entity, ()) == spec.identity, entity
     targets = import_targets("contacts", [{**TIER, "is_archived": False}])
     assert targets[-1].name == "cf.tier" and targets[-1].label == "Tier (custom)"
     assert auto_mapping(["cf.tier", "EMAIL ", "Mail", "Given name", "Colour"], targets) == {
@@ -354,6 +357,13 @@ def test_mapping_logic() -> None:
     assert mapping_problems({"a": "email"}, targets, "upsert", None) == [
         "Mode upsert matches records by id: map a column to it"
     ]
+    # new people need something to be told by; an update of other fields does not
+    assert mapping_problems({"a": "title"}, targets, "create", None) == [
+        "New records need a name, an e-mail or a phone: map a column to one of First name,"
+        " Last name, Email, Phone, Mobile"
+    ]
+    assert mapping_problems({"a": "mobile"}, targets, "create", None) == []
+    assert mapping_problems({"a": "id", "b": "title"}, targets, "update", "id") == []
     preview = inspect_csv(b'\xef\xbb\xbfa,b\r\n\r\n1,2,3\r\n"x\ny",4\r\n')
     assert preview.header == ("a", "b") and preview.row_count == 2 and preview.had_bom
     assert preview.wide_rows == (1,) and preview.rows[1] == ("x\ny", "4")

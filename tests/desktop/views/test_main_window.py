@@ -114,6 +114,52 @@ async def test_validation_messages_and_duplicate_warning(desk: Desk, qtbot: Any)
     assert created is not None and created.data["first_name"] == "Another"
 
 
+async def test_an_edit_giving_another_records_email_is_warned(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 10)
+    win = window(desk, qtbot)
+    view = win.current_view
+    view.select_row(0)
+    target = view.record_id
+    other = next(r for r in (record("contacts", i) for i in range(10)) if r["id"] != target)
+    view.editor.set_value("email", other["email"].upper())
+    assert not await view.save()
+    assert view.duplicates.isVisibleTo(view) and view.create_anyway.text() == "Save anyway"
+    assert other["last_name"] in view.duplicates_label.text()
+    assert desk.replica.outbox() == []
+    view.create_anyway.click()
+    await view.tasks.drain()
+    assert [(e.op, e.record_id) for e in desk.replica.outbox()] == [("update", target)]
+    # an edit of another field is not held up by the duplicate it now has
+    qtbot.waitUntil(lambda: not view.model.busy)
+    view.select_record(target)
+    view.editor.set_value("title", "Head of Purchasing")
+    assert await view.save()
+    (entry,) = desk.replica.outbox()  # the edits of one record go as one
+    assert entry.fields == {"email": other["email"].upper(), "title": "Head of Purchasing"}
+
+
+async def test_a_person_needs_a_name_an_email_or_a_phone(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 5)
+    win = window(desk, qtbot)
+    view = win.current_view
+    win.new_record()
+    view.editor.set_value("title", "Buyer")
+    assert not await view.save()
+    error = view.editor.findChild(type(view.feedback), "error_first_name")
+    assert error is not None and error.text().startswith("Give at least one of: first name")
+    assert desk.replica.outbox() == []
+    view.editor.set_value("mobile", "+44 20 7946 0000")
+    assert await view.save()
+    assert [e.op for e in desk.replica.outbox()] == ["create"]
+    # a stored person emptied of all of them is refused too
+    view.select_row(0)
+    for name in ("first_name", "last_name", "email", "phone", "mobile"):
+        view.editor.set_value(name, "")
+    assert not await view.save()
+    assert "first_name" in view.editor.problems()
+    assert [e.op for e in desk.replica.outbox()] == ["create"]
+
+
 async def test_delete_hides_the_record(desk: Desk, qtbot: Any) -> None:
     seed(desk, 10)
     win = window(desk, qtbot)
