@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from aisha_desktop.replica.schema import INDEXED, INDEXED_COMMON, columns
 
@@ -209,7 +210,23 @@ def custom_field_specs(entity: str, rows: Iterable[Mapping[str, Any]]) -> list[F
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
-URL = re.compile(r"^https?://[^\s/]+\.[^\s]+$", re.IGNORECASE)
+
+
+def is_web_address(text: str, *, bare_host: bool = False) -> bool:
+    """What the server takes: an http(s) URL with a host (custom url fields), or for the
+    built-in website field also a host name without a scheme ("acme.example/en")."""
+    if not text or any(c.isspace() for c in text):
+        return False
+    candidate = f"http://{text}" if bare_host and "://" not in text else text
+    try:
+        parts = urlsplit(candidate)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return False
+    return not bare_host or "." in host or host == "localhost"
 
 
 def check_value(spec: FieldSpec, value: Any) -> str | None:
@@ -223,8 +240,10 @@ def check_value(spec: FieldSpec, value: Any) -> str | None:
         return f"{spec.label}: not an email address"
     if kind == "phone" and not PHONE.match(text):
         return f"{spec.label}: not a phone number"
-    if kind == "url" and not URL.match(text):
-        return f"{spec.label}: not a web address (http:// or https://)"
+    if kind == "url" and not is_web_address(text, bare_host=not spec.custom):
+        if spec.custom:
+            return f"{spec.label}: not a web address (http:// or https://)"
+        return f"{spec.label}: not a web address (acme.example or https://acme.example)"
     if kind in ("number", "currency"):
         try:
             number = Decimal(text)

@@ -13,7 +13,6 @@ document stays the contract.
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from aisha_server import __version__
-from aisha_server.api.routing import Endpoint, endpoint_of
+from aisha_server.api.routing import PATH_PARAM, Endpoint, endpoint_of, plain_path
 from aisha_server.middlewares import RATE_LIMIT_EXEMPT, _api_key_action
 
 OPENAPI_VERSION = "3.1.0"
@@ -97,8 +96,6 @@ TENANT_HEADER: dict[str, Any] = {
     "schema": {"type": "string"},
 }
 
-_PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
-
 
 @dataclass
 class OpenApiCache:
@@ -139,7 +136,7 @@ def documented_operations(app: web.Application) -> list[_Operation]:
         if endpoint is None or route.resource is None or route.method != endpoint.method:
             continue
         canonical = route.resource.canonical
-        path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", canonical)
+        path = plain_path(canonical)
         key = (route.method.upper(), path)
         if key in seen:
             continue
@@ -150,7 +147,7 @@ def documented_operations(app: web.Application) -> list[_Operation]:
             _Operation(
                 method=route.method.upper(),
                 path=path,
-                path_params=tuple(_PATH_PARAM.findall(canonical)),
+                path_params=tuple(PATH_PARAM.findall(canonical)),
                 endpoint=endpoint,
                 handler_name=f"{module}_{name}" if module else name,
             )

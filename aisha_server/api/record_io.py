@@ -274,7 +274,8 @@ def _mount(spec: EntitySpec) -> None:
         who = principal(request)
         columns = None
         if query.columns is not None:
-            columns = tuple(c.strip() for c in query.columns.split(",") if c.strip())
+            text = query.columns.strip()
+            columns = tuple(c.strip() for c in text.split(",")) if text else ()
         params = ExportParams(
             selection=ListParams(**list_selection(query, filters)),
             sort=query.sort,

@@ -115,6 +115,11 @@ FIELD_TYPES: dict[str, Any] = {
 }
 
 
+def a_noun(noun: str) -> str:
+    """ "an account", "a contact" (the entities' singulars)."""
+    return f"{'an' if noun[:1] in tuple('aeiou') else 'a'} {noun}"
+
+
 def _title(spec: EntitySpec) -> str:
     return spec.singular.capitalize()
 
@@ -221,6 +226,14 @@ class CreateQuery(BaseModel):
     tenant_id: str | None = None
 
 
+class GetQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_deleted: bool = Field(
+        False, description="answer for a deleted record too (its deleted_at says when)"
+    )
+    tenant_id: str | None = None
+
+
 class UpdateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     confirm_duplicate: bool = Field(
@@ -228,6 +241,12 @@ class UpdateQuery(BaseModel):
         description="save even though other records have the e-mail or phone this change gives",
     )
     tenant_id: str | None = None
+
+
+# A record's path segment.  The collection's own actions (export, import, bulk-update,
+# bulk-delete) are not record ids: `PATCH /api/contacts/export` is then a 405 naming the
+# methods that path has, not a 400 about an invalid id.
+ITEM = "{record_id:(?!(?:export|import|bulk-update|bulk-delete)(?:/|$))[^/]+}"
 
 
 def _record_id(request: web.Request) -> uuid.UUID:
@@ -244,7 +263,7 @@ def _mount(spec: EntitySpec) -> None:
     BODIES[spec.name] = {"create": create_body, "update": patch_body}
     list_query = _query_model(spec)
     base = f"/api/{spec.name}"
-    item = f"{base}/{{record_id}}"
+    item = f"{base}/{ITEM}"
     tags = (spec.name,)
     service_key = keys.RECORD_SERVICE
     filters = spec.filters
@@ -275,7 +294,7 @@ def _mount(spec: EntitySpec) -> None:
             pagination["total"] = result.page.total
         return success(result.page.items, pagination=pagination)
 
-    @routes.post(base, summary=f"Create a {spec.singular}", tags=tags, body=create_body,
+    @routes.post(base, summary=f"Create {a_noun(spec.singular)}", tags=tags, body=create_body,
                  query=CreateQuery, status=201)  # fmt: skip
     async def create_record(request: web.Request, body: Any, query: CreateQuery) -> web.Response:
         tenant_id = await tenant_for(request, body.tenant_id)
@@ -287,13 +306,14 @@ def _mount(spec: EntitySpec) -> None:
         )  # fmt: skip
         return success(record, status=201)
 
-    @routes.get(item, summary=f"Get a {spec.singular}", tags=tags)
-    async def get_record(request: web.Request) -> web.Response:
-        tenant_id = await tenant_for(request)
+    @routes.get(item, summary=f"Get {a_noun(spec.singular)}", tags=tags, query=GetQuery)
+    async def get_record(request: web.Request, query: GetQuery) -> web.Response:
+        tenant_id = await tenant_for(request, query.tenant_id)
         assert tenant_id is not None
         record = await request.app[service_key].get(
-            principal(request), tenant_id, spec.name, _record_id(request)
-        )
+            principal(request), tenant_id, spec.name, _record_id(request),
+            include_deleted=query.include_deleted,
+        )  # fmt: skip
         return success(record)
 
     async def _update(
@@ -322,17 +342,19 @@ def _mount(spec: EntitySpec) -> None:
         )
         return success(record)
 
-    @routes.put(item, summary=f"Replace a {spec.singular} (fields not given are cleared)",
+    @routes.put(item, summary=f"Replace {a_noun(spec.singular)} (fields not given are cleared)",
                 tags=tags, body=replace_body, query=UpdateQuery)  # fmt: skip
     async def replace_record(request: web.Request, body: Any, query: UpdateQuery) -> web.Response:
         return await _update(request, body, query, True)
 
-    @routes.patch(item, summary=f"Change some fields of a {spec.singular}", tags=tags,
+    @routes.patch(item, summary=f"Change some fields of {a_noun(spec.singular)}", tags=tags,
                   body=patch_body, query=UpdateQuery)  # fmt: skip
     async def patch_record(request: web.Request, body: Any, query: UpdateQuery) -> web.Response:
         return await _update(request, body, query, False)
 
-    @routes.delete(item, summary=f"Delete a {spec.singular} (soft delete; restorable)", tags=tags)
+    @routes.delete(
+        item, summary=f"Delete {a_noun(spec.singular)} (soft delete; restorable)", tags=tags
+    )
     async def delete_record(request: web.Request) -> web.Response:
         tenant_id = await tenant_for(request)
         assert tenant_id is not None
@@ -397,7 +419,7 @@ def _given(model: BaseModel | None) -> dict[str, Any] | None:
 
 
 def _mount_lifecycle(spec: EntitySpec) -> None:
-    item = f"/api/{spec.name}/{{record_id}}"
+    item = f"/api/{spec.name}/{ITEM}"
 
     @routes.post(f"{item}/merge", tags=(spec.name,), body=MergeBody, extra={"action": "update"},
                  summary=f"Merge a duplicate {spec.singular} into this one (the duplicate's "
@@ -416,7 +438,7 @@ for _name in ("accounts", "contacts", "leads"):
     _mount_lifecycle(SPECS[_name])
 
 
-@routes.post("/api/leads/{record_id}/convert", tags=("leads",), body=ConvertBody,
+@routes.post(f"/api/leads/{ITEM}/convert", tags=("leads",), body=ConvertBody,
              extra={"action": "update"}, summary="Convert a lead into a contact, an account and "
              "optionally an opportunity (all or nothing)")  # fmt: skip
 async def convert_lead(request: web.Request, body: ConvertBody) -> web.Response:

@@ -9,6 +9,8 @@ declarations (`aisha_server.api.openapi`).  One contract, used twice.
 from __future__ import annotations
 
 import functools
+import re
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,14 @@ from aisha_server import keys
 from aisha_server.errors import BadRequest, Invalid, PayloadTooLarge
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+# a path's `{name}` or `{name:regex}` parts
+PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+
+
+def plain_path(path: str) -> str:
+    """A route's path as documented: `{name:regex}` parts shown as `{name}`."""
+    return PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
 
 
 @dataclass(frozen=True)
@@ -134,13 +144,45 @@ def parse_model(model: type[BaseModel], data: Any, *, what: str = "Validation fa
         raise_invalid(exc, what=what)
 
 
+def _takes_many(annotation: Any) -> bool:
+    """Whether a query field's type is a list (or a union/Annotated holding one)."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    return origin is not None and any(_takes_many(arg) for arg in typing.get_args(annotation))
+
+
+@functools.cache
+def _repeatable(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        for key in (name, info.alias)
+        if key is not None and _takes_many(info.annotation)
+    )
+
+
 def parse_query(model: type[BaseModel], request: web.Request) -> Any:
     data: dict[str, Any] = {}
+    repeated: list[str] = []
     for key in request.query:
+        if key in data:
+            continue  # MultiDict iterates a repeated key once per value
         values = request.query.getall(key)
         for value in values:
             _refuse_nul(value, key)
+        if len(values) > 1 and key not in _repeatable(model):
+            repeated.append(key)
         data[key] = values if len(values) > 1 else values[0]
+    if repeated:
+        raise Invalid(
+            f"Invalid query parameters: {', '.join(repeated)}",
+            details=[
+                {"field": key, "message": "given more than once; give it once",
+                 "type": "repeated"}
+                for key in repeated
+            ],
+        )  # fmt: skip
     return parse_model(model, data, what="Invalid query parameters")
 
 
@@ -153,7 +195,7 @@ class Routes:
 
     def _route(self, method: str, path: str, **meta: Any) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
-            endpoint = Endpoint(method=method, path=path, **meta)
+            endpoint = Endpoint(method=method, path=plain_path(path), **meta)
             wrapped = _wrap(fn, endpoint)
             setattr(wrapped, ENDPOINT_ATTR, endpoint)
             self.table.route(method, path)(wrapped)

@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aisha_server import keys
 from aisha_server.api.context import principal, tenant_for
-from aisha_server.api.records import Moment
+from aisha_server.api.records import ITEM, Moment, a_noun
 from aisha_server.api.routing import Routes
 from aisha_server.envelope import success
 from aisha_server.errors import BadRequest
+from aisha_server.services.records import SPECS
 from aisha_server.services.timeline import TIMELINE_ENTITIES
 
 routes = Routes()
@@ -28,14 +29,17 @@ class TimelineQuery(BaseModel):
     before: Moment | None = Field(
         None, description="entries older than this time (UTC when no offset is given)"
     )
+    include_deleted: bool = Field(
+        False, description="the timeline of a deleted record too (to look before restoring it)"
+    )
     tenant_id: str | None = None
 
 
 def _mount(entity: str) -> None:
     @routes.get(
-        f"/api/{entity}/{{record_id}}/timeline",
-        summary=f"Timeline of a {entity[:-1] if entity != 'opportunities' else 'opportunity'}:"
-        " activities, notes and lifecycle, newest first",
+        f"/api/{entity}/{ITEM}/timeline",
+        summary=f"Timeline of {a_noun(SPECS[entity].singular)}: activities, notes and lifecycle,"
+        " newest first",
         tags=(entity,),
         query=TimelineQuery,
     )
@@ -54,6 +58,7 @@ def _mount(entity: str) -> None:
             limit=query.limit,
             before=query.before,
             cursor=query.cursor,
+            include_deleted=query.include_deleted,
         )
         return success(
             page.items, pagination={"limit": query.limit, "next_cursor": page.next_cursor}

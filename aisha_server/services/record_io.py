@@ -1848,6 +1848,11 @@ def _check_export_columns(
             "Invalid export columns: name at least one",
             details=[{"field": "columns", "message": "empty"}],
         )
+    if "" in header:
+        raise Invalid(
+            "Invalid export columns: an empty name (a comma too many?)",
+            details=[{"field": "columns", "message": "empty name between commas"}],
+        )
     known = {*record_columns, *(f"cf.{name}" for name in live)}
     unknown = [c for c in header if c not in known]
     if unknown:

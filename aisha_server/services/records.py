@@ -1380,11 +1380,21 @@ class RecordService:
 
     # read ------------------------------------------------------------------------------------
     async def get(
-        self, actor: Principal, tenant_id: uuid.UUID, entity: str, record_id: uuid.UUID
+        self,
+        actor: Principal,
+        tenant_id: uuid.UUID,
+        entity: str,
+        record_id: uuid.UUID,
+        *,
+        include_deleted: bool = False,
     ) -> dict[str, Any]:
+        """The record within the actor's scope; a deleted one only with `include_deleted`."""
         spec = await self._prepare(actor, tenant_id, entity, "read")
+        deleted = None if include_deleted else False
         return await self._db.run(
-            lambda s: record_view(spec, self._load(s, spec, actor, tenant_id, record_id)),
+            lambda s: record_view(
+                spec, self._load(s, spec, actor, tenant_id, record_id, deleted=deleted)
+            ),
             tenant_id=tenant_id,
             write=False,
             quick=True,

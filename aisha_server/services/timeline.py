@@ -66,6 +66,7 @@ class TimelineService:
         limit: int = 100,
         before: datetime | None = None,
         cursor: str | None = None,
+        include_deleted: bool = False,
     ) -> TimelinePage:
         if entity not in TIMELINE_ENTITIES:
             raise Invalid(f"{entity} have no timeline")
@@ -73,7 +74,9 @@ class TimelineService:
             raise BadRequest("Give either cursor or before, not both", code="invalid_cursor")
         after = decode_timeline_cursor(cursor) if cursor is not None else None
         # visibility, permission and module checks exactly as a GET of the record
-        record = await self._records.get(actor, tenant_id, entity, record_id)
+        record = await self._records.get(
+            actor, tenant_id, entity, record_id, include_deleted=include_deleted
+        )
         spec = SPECS[entity]
         limit = max(1, min(limit, MAX_ITEMS))
         kinds: list[tuple[EntitySpec, type[Any]]] = [

@@ -486,6 +486,10 @@ async def test_export_sort_and_columns_over_http(client: Any, team: Team) -> Non
         ("?columns=first_name,shoe_size", "columns"),
         ("?columns=first_name,first_name", "columns"),
         ("?columns=,", "columns"),
+        ("?columns=email,", "columns"),  # a comma too many is not silently dropped
+        ("?columns=email,,first_name", "columns"),
+        ("?columns=email&columns=first_name", "columns"),  # given twice
+        ("?limit=1&limit=2", "limit"),
         ("?columns=cf.nope", "columns"),
         ("?sort=phone", "sort"),
         ("?cf.nope=1", "cf.nope"),

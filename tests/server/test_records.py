@@ -104,6 +104,12 @@ async def test_crud_soft_delete_and_restore(client: Any, team: Team, entity: str
 
     assert (await client.delete(url, headers=team.admin)).status == 200
     assert (await client.get(url, headers=team.admin)).status == 404
+    # a deleted record can still be looked at (before restoring it), when asked for
+    seen = await client.get(f"{url}?include_deleted=true", headers=team.admin)
+    seen_body = (await seen.json())["data"]
+    assert seen.status == 200 and seen_body["id"] == record["id"] and seen_body["deleted_at"]
+    assert (await client.get(f"{url}?include_deleted=maybe", headers=team.admin)).status == 422
+    assert (await client.get(f"{url}?colour=red", headers=team.admin)).status == 422
     deleted = await (await client.get(f"/api/{entity}?deleted=true", headers=team.admin)).json()
     assert [r["id"] for r in deleted["data"]] == [record["id"]]
     refused = await client.post(f"{url}/restore", headers=team.support)
@@ -140,6 +146,39 @@ async def test_bad_input_is_refused_and_nothing_is_stored(client: Any, team: Tea
         "/api/accounts", data=b"{nope", headers={**team.admin, "Content-Type": "application/json"}
     )
     assert malformed.status == 400
+
+
+async def test_query_parameters_given_twice_are_refused(client: Any, team: Team) -> None:
+    resp = await client.get("/api/contacts?limit=1&limit=2", headers=team.admin)
+    body = await resp.json()
+    assert resp.status == 422, body
+    assert body["message"] == "Invalid query parameters: limit"
+    assert body["details"] == [
+        {"field": "limit", "message": "given more than once; give it once", "type": "repeated"}
+    ]
+    once = await client.get("/api/contacts?limit=1", headers=team.admin)
+    assert once.status == 200
+
+
+@pytest.mark.parametrize("action", ["export", "import", "bulk-update", "bulk-delete"])
+async def test_collection_actions_are_not_record_ids(client: Any, team: Team, action: str) -> None:
+    """`PATCH /api/contacts/export` is a method the path does not have (405 with the methods
+    it does), not a record whose id is not a UUID."""
+    url = f"/api/contacts/{action}"
+    allowed = "GET" if action == "export" else "POST"
+    for method in ("GET", "PUT", "PATCH", "DELETE", "POST"):
+        if method == allowed:
+            continue
+        resp = await client.request(method, url, json={}, headers=team.admin)
+        body = await resp.json()
+        assert resp.status == 405, (method, body)
+        assert body["status"] == "error", body
+        assert allowed in resp.headers["Allow"], resp.headers
+    # the record routes under such a path are not records either
+    assert (await client.get(f"{url}/timeline", headers=team.admin)).status == 404
+    assert (await client.post(f"{url}/restore", headers=team.admin)).status == 404
+    # a record id merely starting with the word still reaches the record routes (400: no UUID)
+    assert (await client.get(f"{url}x", headers=team.admin)).status == 400
 
 
 async def test_empty_values_are_stored_as_a_create_stores_them(client: Any, team: Team) -> None:

@@ -77,6 +77,12 @@ async def test_timeline_shows_field_changes_with_old_and_new_values(client: Any)
     await asyncio.sleep(0.01)
     assert (await client.delete(url, headers=admin)).status == 200
     await asyncio.sleep(0.01)
+    # a deleted record's timeline: 404 like the record, unless asked for (to look before
+    # restoring it)
+    assert (await client.get(f"{url}/timeline", headers=admin)).status == 404
+    gone = await client.get(f"{url}/timeline?include_deleted=true", headers=admin)
+    assert gone.status == 200
+    assert [i["kind"] for i in (await gone.json())["data"]][:2] == ["deleted", "change"]
     assert (await client.post(f"{url}/restore", headers=admin)).status == 200
 
     items = (await (await client.get(f"{url}/timeline", headers=admin)).json())["data"]
