@@ -44,6 +44,7 @@ from aisha_desktop.dialogs.common import (
 )
 from aisha_desktop.models.board import DEFAULT_STAGES, format_amount, stage_title
 from aisha_desktop.models.fields import FieldSpec, check_value, column_title, display_name
+from aisha_desktop.models.wording import needs
 
 WARNING_STYLE = (
     "QFrame#duplicates { background: #fff4ce; border: 1px solid #e0c060; border-radius: 4px; }"
@@ -309,7 +310,7 @@ class ConvertLeadDialog(QDialog):
         found = self.problems()
         self.show_errors(found)
         if found:
-            show_banner(self.error, f"{len(found)} field(s) need attention: nothing was sent.")
+            show_banner(self.error, f"{needs(len(found), 'field')} attention: nothing was sent.")
             return
         body = self.body()
         if confirm_duplicate:

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
+from aisha_desktop.models.wording import counted
 from aisha_desktop.replica.care import AuditEntry
 
 Row = TypeVar("Row")
@@ -202,7 +203,8 @@ DELIVERY_COLUMNS: list[Column[Delivery]] = [
     Column("Entity", lambda d: f"{d.entity_type} {_short(d.entity_id)}", lambda d: d.entity_id),
     Column("Status", lambda d: d.status + (" (sending)" if d.in_flight else "")),
     Column(
-        "Attempts", lambda d: str(d.attempts) + (f" · {d.replays} replay(s)" if d.replays else "")
+        "Attempts",
+        lambda d: str(d.attempts) + (f" · {counted(d.replays, 'replay')}" if d.replays else ""),
     ),
     Column("Last answer", lambda d: d.answer, lambda d: d.last_error or d.answer),
     Column("Next attempt (UTC)", lambda d: when(d.next_attempt_at)),

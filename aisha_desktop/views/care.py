@@ -51,6 +51,7 @@ from aisha_desktop.models.care import (
     Delivery,
     RowsModel,
 )
+from aisha_desktop.models.wording import counted
 from aisha_desktop.replica import Replica
 from aisha_desktop.replica.care import (
     AUDIT,
@@ -694,7 +695,7 @@ class CareView(QWidget):
         rows = [Approval.from_json(i) for i in items or [] if isinstance(i, Mapping)]
         self.approvals_model.replace(rows)
         self.approvals_label.setText(
-            f"{len(rows)} action(s) wait for a decision"
+            f"{counted(len(rows), 'action')} {'waits' if len(rows) == 1 else 'wait'} for a decision"
             if rows
             else "No action waits for a decision"
         )

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from aisha_desktop.dialogs.common import banner, describe, show_banner
 from aisha_desktop.models.fields import column_title, display_name
 from aisha_desktop.models.sync_bridge import SyncBridge
+from aisha_desktop.models.wording import counted
 from aisha_desktop.replica.store import Rejection, StoredConflict
 from aisha_desktop.views.tasks import TaskKeeper
 
@@ -173,9 +174,9 @@ class ConflictInbox(QDialog):
         self.list_area.setVisible(not nothing)
         parts = []
         if conflicts:
-            parts.append(f"{len(conflicts)} conflict(s) to decide")
+            parts.append(f"{counted(len(conflicts), 'conflict')} to decide")
         if rejections:
-            parts.append(f"{len(rejections)} edit(s) the server refused")
+            parts.append(f"{counted(len(rejections), 'edit')} the server refused")
         self.summary.setText(", ".join(parts) if parts else "All clear")
 
     def record_name(self, entity: str, record_id: str) -> str:

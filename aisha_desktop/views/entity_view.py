@@ -59,6 +59,7 @@ from aisha_desktop.models.fields import (
 )
 from aisha_desktop.models.record_table import RecordTableModel
 from aisha_desktop.models.saved_views import SettingsStore
+from aisha_desktop.models.wording import needs
 from aisha_desktop.replica import RecordMissing, Replica, ReplicaRow
 from aisha_desktop.replica.schema import ENTITY_COLUMNS, SEARCH_FIELDS
 from aisha_desktop.sync.engine import SyncEngine, SyncState
@@ -486,7 +487,7 @@ class EntityView(QWidget):
         problems = self.editor.problems()
         self.editor.show_errors(problems)
         if problems:
-            self._say(f"{len(problems)} field(s) need attention", "error")
+            self._say(f"{needs(len(problems), 'field')} attention", "error")
             return False
         self.save_button.setEnabled(False)
         try:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from aisha_desktop.client import ApiClient
 from aisha_desktop.dialogs.common import BANNER_ERROR, banner, describe, show_banner
+from aisha_desktop.models.wording import counted
 
 OK_STYLE = "color: #2e7d32; font-weight: 600;"
 BAD_STYLE = "color: #b3261e; font-weight: 600;"
@@ -335,7 +336,7 @@ class HealthView(QDialog):
         self.error_plot.setYRange(0, max(5.0, max(errors) * 1.2), padding=0)
         last = self.samples[-1]
         self.sample_label.setText(
-            f"{len(self.samples)} sample(s) every {self.interval:g} s · now "
+            f"{counted(len(self.samples), 'sample')} every {self.interval:g} s · now "
             f"{last.requests_per_second:.1f} req/s, p50 {last.p50_ms:.1f} ms, "
             f"p95 {last.p95_ms:.1f} ms, errors {last.error_rate * 100:.1f} % "
             f"({last.errors_total} of {last.requests_total} requests since start)"

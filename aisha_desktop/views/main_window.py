@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from aisha_desktop.dialogs.admin import AdminDialog, AdminKind, open_admin_dialog
 from aisha_desktop.models.fields import NAV_ENTITIES, entity_labels
 from aisha_desktop.models.sync_bridge import SyncBridge
+from aisha_desktop.models.wording import counted
 from aisha_desktop.replica import Replica
 from aisha_desktop.sync.engine import SyncEngine, SyncState
 from aisha_desktop.views.care import READER_ROLES, CareView
@@ -427,11 +428,11 @@ class MainWindow(QMainWindow):
         self.connection_label.setStyleSheet(f"color: {color}; font-weight: 600;")
         self.connection_label.setToolTip(state.last_error or self.context.server_url)
         self.pending_label.setText(
-            "All edits synced" if state.pending == 0 else f"{state.pending} pending edit(s)"
+            "All edits synced" if state.pending == 0 else counted(state.pending, "pending edit")
         )
         self.pending_label.setStyleSheet("" if state.pending == 0 else "color: #8a5a00;")
         self.conflicts_label.setText(
-            f"{state.conflicts} conflict(s)" if state.conflicts else "No conflicts"
+            counted(state.conflicts, "conflict") if state.conflicts else "No conflicts"
         )
         self.conflicts_label.setStyleSheet(
             "color: #b3261e; font-weight: 600;" if state.conflicts else ""

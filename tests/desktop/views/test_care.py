@@ -207,7 +207,7 @@ def test_models_pass_the_model_tester(qtmodeltester: Any, desk: Desk) -> None:
     )  # fmt: skip
     qtmodeltester.check(deliveries)
     assert deliveries.data(deliveries.index(0, 5)) == "HTTP 503"
-    assert deliveries.data(deliveries.index(0, 4)) == "3 · 1 replay(s)"
+    assert deliveries.data(deliveries.index(0, 4)) == "3 · 1 replay"
     assert deliveries.data(deliveries.index(1, 3)) == " (sending)"
     assert (
         audit.data(audit.index(99, 0)) is None

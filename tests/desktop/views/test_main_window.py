@@ -188,8 +188,8 @@ def test_labels_relabel_live_and_status_bar(desk: Desk, qtbot: Any) -> None:
     state = dataclasses.replace(desk.engine.state, status="offline", pending=3, conflicts=2)
     win.show_state(state)
     assert "Offline" in win.connection_label.text()
-    assert win.pending_label.text() == "3 pending edit(s)"
-    assert win.conflicts_label.text() == "2 conflict(s)"
+    assert win.pending_label.text() == "3 pending edits"
+    assert win.conflicts_label.text() == "2 conflicts"
 
 
 def test_shortcuts_and_command_palette(desk: Desk, qtbot: Any) -> None:

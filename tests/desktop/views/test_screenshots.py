@@ -175,3 +175,28 @@ async def test_render_main_window(desk: Desk, qtbot: Any) -> None:
     path = SHOTS / "main-window-leads.png"
     assert win.grab().save(str(path))
     not_blank(path)
+
+    # the record form: a new person with nothing to be told by, then an edit giving another
+    # record's e-mail (warned, "Save anyway")
+    contacts = win.open_entity("contacts")
+    contacts.search.setText("")
+    qtbot.waitUntil(lambda: contacts.model.search_text == "" and not contacts.model.busy)
+    contacts.new_record()
+    contacts.editor.set_value("title", "Buyer")
+    assert not await contacts.save()
+    assert "first_name" in contacts.editor.problems()
+    qtbot.wait(50)
+    path = SHOTS / "record-form-identity.png"
+    assert win.grab().save(str(path))
+    not_blank(path)
+
+    contacts.select_row(1)
+    target = contacts.record_id
+    other = next(r for r in rows["contacts"] if r["id"] != target and r.get("email"))
+    contacts.editor.set_value("email", other["email"])
+    assert not await contacts.save()
+    assert contacts.create_anyway.text() == "Save anyway"
+    qtbot.wait(50)
+    path = SHOTS / "record-edit-duplicate.png"
+    assert win.grab().save(str(path))
+    not_blank(path)
