@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from aisha_desktop.dialogs.convert_lead import ConvertLeadDialog
+from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
 from aisha_desktop.models.board import module_enabled, opportunity_stages
 from aisha_desktop.models.fields import (
     STATUSES,
@@ -59,7 +60,7 @@ from aisha_desktop.models.fields import (
 )
 from aisha_desktop.models.record_table import RecordTableModel
 from aisha_desktop.models.saved_views import SettingsStore
-from aisha_desktop.models.wording import needs
+from aisha_desktop.models.wording import counted, needs
 from aisha_desktop.replica import RecordMissing, Replica, ReplicaRow
 from aisha_desktop.replica.schema import ENTITY_COLUMNS, SEARCH_FIELDS
 from aisha_desktop.sync.engine import SyncEngine, SyncState
@@ -570,8 +571,23 @@ class EntityView(QWidget):
         self.record_id = None
         self.model.refresh()
         self._load_panel()
-        self._say(f"{self.singular} deleted")
+        self._say(f"{self.singular} deleted; Views → Deleted {self.plural.lower()} restores it")
         return True
+
+    def open_deleted(self) -> DeletedRecordsDialog:
+        """The entity's deleted records, read from the server, to restore."""
+        dialog = DeletedRecordsDialog(
+            self.engine.api, self.entity, (self.plural, self.singular), self,
+            on_restored=self._restored,
+        )  # fmt: skip
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def _restored(self, ids: list[str]) -> None:
+        self.engine.kick()  # the restores come back with the next pull
+        noun = counted(len(ids), self.singular.lower(), self.plural.lower())
+        self._say(f"Restored {noun}; back in the list once synced")
 
     def entities_changed(self, entities: frozenset[str]) -> None:
         self.model.entities_changed(entities)

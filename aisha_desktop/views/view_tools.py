@@ -1,7 +1,8 @@
 """The entity view's toolbar controls for saved views and CSV: a combo of the user's saved
 views (picking one applies its search, status filter, sort and columns; "Default view"
-restores the list's defaults), a menu to save, update, rename and delete them, and a menu
-opening the CSV import and export dialogs."""
+restores the list's defaults), a menu to save, update, rename and delete them (and to open
+the entity's deleted records, to restore them), and a menu opening the CSV import and export
+dialogs."""
 
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ class ViewTools(QWidget):
         self.update_action = menu.addAction("Update view", self.update_current)
         self.rename_action = menu.addAction("Rename view…", self.rename_current)
         self.delete_action = menu.addAction("Delete view", self.delete_current)
+        menu.addSeparator()
+        self.deleted_action = menu.addAction("Deleted records…", view.open_deleted)
+        self.deleted_action.setObjectName("deletedRecords")
         menu.aboutToShow.connect(self._update_actions)
         self.menu_button.setMenu(menu)
 
@@ -110,6 +114,7 @@ class ViewTools(QWidget):
             action.setEnabled(chosen)
         name = self.current_name
         self.update_action.setText(f"Update “{name}” to this view" if chosen else "Update view")
+        self.deleted_action.setText(f"Deleted {self.view.plural.lower()}…")
 
     def _picked(self, _: int) -> None:
         self.apply(self.current_name)

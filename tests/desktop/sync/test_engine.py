@@ -150,6 +150,11 @@ async def test_a_local_edit_shows_at_once_and_syncs(live: Live, team: Team) -> N
     await engine.sync_now()
     listed = await admin.list_records("contacts")
     assert created["id"] not in {c["id"] for c in listed.items}
+    # restored on the server (the deleted-records dialog), it comes back with the next pull
+    await admin.restore_record("contacts", created["id"])
+    await engine.sync_now()
+    back = engine.replica.get("contacts", created["id"])
+    assert back is not None and back.data["title"] == "Folded" and not back.pending
 
 
 async def test_two_replicas_edit_different_fields_and_both_survive(live: Live, team: Team) -> None:

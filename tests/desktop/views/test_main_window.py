@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
+from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
 from aisha_desktop.views.main_window import MainWindow
 from tests.desktop.views.conftest import Desk, fill, record
 
@@ -170,6 +171,28 @@ async def test_delete_hides_the_record(desk: Desk, qtbot: Any) -> None:
     assert desk.replica.get("contacts", gone) is None
     qtbot.waitUntil(lambda: view.model.rowCount() == 9 and not view.model.busy)
     assert [e.op for e in desk.replica.outbox()] == ["delete"]
+    # the operator is told where it can be brought back from
+    assert view.feedback.text() == "Contact deleted; Views → Deleted contacts restores it"
+
+
+async def test_deleted_records_open_from_the_views_menu(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 5)
+    win = window(desk, qtbot)
+    view = win.open_entity("accounts")
+    tools = view.view_tools
+    tools._update_actions()  # as the menu does before it shows
+    assert tools.deleted_action.text() == "Deleted accounts…"
+    tools.deleted_action.trigger()
+    dialog = view.findChild(DeletedRecordsDialog)
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.windowTitle() == "Deleted accounts" and dialog.entity == "accounts"
+    await dialog.wait()  # this desk never signed in: said so, nothing to restore
+    assert dialog.status.isVisibleTo(dialog) and dialog.status.text() == "Not signed in"
+    assert not dialog.restore_button.isEnabled()
+    # what a restore tells the view: a sync soon, and a word to the operator
+    view._restored(["a1", "a2"])
+    assert view.feedback.text() == "Restored 2 accounts; back in the list once synced"
+    dialog.close()
 
 
 def test_labels_relabel_live_and_status_bar(desk: Desk, qtbot: Any) -> None:
