@@ -412,6 +412,18 @@ class ApiClient:
         path = f"{_record_path(entity, record_id)}/restore"
         return self._record(await self.request("POST", path))
 
+    async def merge_records(
+        self, entity: str, record_id: RecordId, duplicate_id: RecordId
+    ) -> dict[str, Any]:
+        """Merge `duplicate_id` into `record_id` (accounts, contacts, leads): the server's
+        answer, `{"record": ..., "merged_id": ..., "repointed": {"activities": n, ...}}`."""
+        path = f"{_record_path(entity, record_id)}/merge"
+        duplicate = str(uuid.UUID(str(duplicate_id)))  # ValueError before anything is sent
+        data = await self.request("POST", path, json={"duplicate_id": duplicate})
+        if not isinstance(data, dict) or not isinstance(data.get("record"), dict):
+            raise UnexpectedResponse("The server's answer is not a merge result", status=200)
+        return data
+
     # -- CSV import and export --------------------------------------------------------------
     async def import_csv(
         self,

@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 
 from aisha_desktop.dialogs.convert_lead import ConvertLeadDialog
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
+from aisha_desktop.dialogs.merge_records import MERGEABLE, MergeDialog
 from aisha_desktop.models.board import module_enabled, opportunity_stages
 from aisha_desktop.models.fields import (
     STATUSES,
@@ -221,6 +222,12 @@ class EntityView(QWidget):
         self.convert_button.clicked.connect(self.convert_lead)
         self.convert_button.setVisible(self.entity == "leads")
         buttons.addWidget(self.convert_button)
+        self.merge_button = QPushButton("Merge…")
+        self.merge_button.setObjectName("mergeRecords")
+        self.merge_button.setToolTip("Merge a duplicate into this record")
+        self.merge_button.clicked.connect(self.open_merge)
+        self.merge_button.setVisible(self.entity in MERGEABLE)
+        buttons.addWidget(self.merge_button)
         buttons.addWidget(self.delete_button)
         buttons.addWidget(self.revert_button)
         buttons.addWidget(self.save_button)
@@ -393,6 +400,7 @@ class EntityView(QWidget):
         self.duplicates.hide()
         self.pending_label.setVisible(record is not None and record.pending)
         self.delete_button.setEnabled(record is not None)
+        self.merge_button.setEnabled(record is not None)
         self._say("")
         self._update_panel_title()
         self._load_related()
@@ -573,6 +581,25 @@ class EntityView(QWidget):
         self._load_panel()
         self._say(f"{self.singular} deleted; Views → Deleted {self.plural.lower()} restores it")
         return True
+
+    def open_merge(self) -> MergeDialog | None:
+        """Merge a duplicate into the record shown (accounts, contacts, leads)."""
+        record = self.current_record()
+        if record is None or self.entity not in MERGEABLE:
+            return None
+        dialog = MergeDialog(
+            self.engine.api, self.replica, self.entity, (self.plural, self.singular), record,
+            self, on_merged=self._merged,
+        )  # fmt: skip
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def _merged(self, kept_id: str, merged_id: str, message: str) -> None:
+        self.engine.kick()  # the merged record and the duplicate's deletion come with a pull
+        if self.record_id == merged_id:
+            self.show_when_synced(kept_id)  # the record shown was merged away
+        self._say(message)
 
     def open_deleted(self) -> DeletedRecordsDialog:
         """The entity's deleted records, read from the server, to restore."""

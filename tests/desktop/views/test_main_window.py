@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
+from aisha_desktop.dialogs.merge_records import MergeDialog
 from aisha_desktop.views.main_window import MainWindow
 from tests.desktop.views.conftest import Desk, fill, record
 
@@ -173,6 +174,27 @@ async def test_delete_hides_the_record(desk: Desk, qtbot: Any) -> None:
     assert [e.op for e in desk.replica.outbox()] == ["delete"]
     # the operator is told where it can be brought back from
     assert view.feedback.text() == "Contact deleted; Views → Deleted contacts restores it"
+
+
+async def test_merge_opens_on_the_record_shown(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 5)
+    win = window(desk, qtbot)
+    view = win.current_view
+    assert view.merge_button.isVisibleTo(view) and not view.merge_button.isEnabled()  # new
+    assert view.open_merge() is None
+    view.select_row(1)
+    shown = view.record_id
+    assert shown is not None and view.merge_button.isEnabled()
+    view.merge_button.click()
+    dialog = view.findChild(MergeDialog)
+    assert dialog is not None and dialog.kept.id == shown
+    dialog.close()
+    # the record shown merged away: the view follows the kept one
+    other = view.model.record_at(0)
+    assert other is not None
+    view._merged(other.id, shown, "Merged X into Y")
+    assert view.feedback.text() == "Merged X into Y" and view.record_id == other.id
+    assert not win.open_entity("opportunities").merge_button.isVisibleTo(win)
 
 
 async def test_deleted_records_open_from_the_views_menu(desk: Desk, qtbot: Any) -> None:
