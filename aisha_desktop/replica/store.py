@@ -754,33 +754,52 @@ class Replica:
         """Change fields of a shown record; returns the row as shown now.  Fields that
         already hold the given values are left out (no outbox entry when none is left)."""
         values = self._check_fields(entity, fields)
-        record_id = str(record_id)
         with self._write() as db:
-            current = self._current(db, entity, record_id)
-            if current is None or current[3]:
-                raise RecordMissing(f"{entity} {record_id} is not in the replica")
-            base, version, shown, _ = current
-            changes: dict[str, Any] = {}
-            for name, value in values.items():
-                if name == CUSTOM_FIELDS and isinstance(value, dict):
-                    held = shown.get(CUSTOM_FIELDS) or {}
-                    changed = {k: v for k, v in value.items() if held.get(k) != v}
-                    if changed:
-                        changes[name] = changed
-                elif shown.get(name) != value:
-                    changes[name] = value
-            if not changes:
-                return shown
-            entries = self._entries(db, entity, record_id)
-            last = entries[-1] if entries else None
-            if last is not None and self._foldable(db, last):
-                db.execute(
-                    "UPDATE outbox SET fields = ? WHERE seq = ?",
-                    (dumps(merge_fields(last.fields, changes)), last.seq),
-                )
-            else:
-                self._append(db, entity, record_id, "update", version, changes)
-            stored = self._store(db, entity, record_id, base, version)
+            return self._update_in(db, entity, str(record_id), values)
+
+    def local_update_many(
+        self, entity: str, record_ids: Sequence[str], fields: Mapping[str, Any]
+    ) -> int:
+        """The same change to several shown records, in one transaction (all or none: a
+        record missing from the replica refuses the whole change); returns how many records
+        it changed (those already holding the values are left alone)."""
+        values = self._check_fields(entity, fields)
+        changed = 0
+        with self._write() as db:
+            for record_id in dict.fromkeys(str(r) for r in record_ids):
+                before = self._entries(db, entity, record_id)
+                self._update_in(db, entity, record_id, values)
+                changed += self._entries(db, entity, record_id) != before
+        return changed
+
+    def _update_in(
+        self, db: sqlite3.Connection, entity: str, record_id: str, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        current = self._current(db, entity, record_id)
+        if current is None or current[3]:
+            raise RecordMissing(f"{entity} {record_id} is not in the replica")
+        base, version, shown, _ = current
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == CUSTOM_FIELDS and isinstance(value, dict):
+                held = shown.get(CUSTOM_FIELDS) or {}
+                changed = {k: v for k, v in value.items() if held.get(k) != v}
+                if changed:
+                    changes[name] = changed
+            elif shown.get(name) != value:
+                changes[name] = value
+        if not changes:
+            return dict(shown)
+        entries = self._entries(db, entity, record_id)
+        last = entries[-1] if entries else None
+        if last is not None and self._foldable(db, last):
+            db.execute(
+                "UPDATE outbox SET fields = ? WHERE seq = ?",
+                (dumps(merge_fields(last.fields, changes)), last.seq),
+            )
+        else:
+            self._append(db, entity, record_id, "update", version, changes)
+        stored = self._store(db, entity, record_id, base, version)
         assert stored is not None
         return stored
 
@@ -796,25 +815,35 @@ class Replica:
     def local_delete(self, entity: str, record_id: str) -> None:
         """Delete a shown record: hidden at once, removed when the server confirms.  A
         record never pushed simply goes, with its queued entries."""
+        self.local_delete_many(entity, [record_id])
+
+    def local_delete_many(self, entity: str, record_ids: Sequence[str]) -> int:
+        """Delete several shown records in one transaction (all or none: a record missing
+        from the replica refuses them all); returns how many."""
         if entity not in RECORD_ENTITIES:
             raise ValueError(f"{entity!r} cannot be edited offline")
-        record_id = str(record_id)
+        ids = list(dict.fromkeys(str(r) for r in record_ids))
         with self._write() as db:
-            current = self._current(db, entity, record_id)
-            if current is None or current[3]:
-                raise RecordMissing(f"{entity} {record_id} is not in the replica")
-            base, version, _, _ = current
-            entries = self._entries(db, entity, record_id)
-            never_sent = any(e.op == "create" and not e.sent for e in entries)
-            # unsent edits of a record about to be deleted need not travel; a record whose
-            # create never left needs nothing at all
-            db.execute(
-                "DELETE FROM outbox WHERE entity = ? AND record_id = ? AND sent = 0",
-                (entity, record_id),
-            )
-            if not never_sent:
-                self._append(db, entity, record_id, "delete", version, {})
-            self._store(db, entity, record_id, base, version)
+            for record_id in ids:
+                self._delete_in(db, entity, record_id)
+        return len(ids)
+
+    def _delete_in(self, db: sqlite3.Connection, entity: str, record_id: str) -> None:
+        current = self._current(db, entity, record_id)
+        if current is None or current[3]:
+            raise RecordMissing(f"{entity} {record_id} is not in the replica")
+        base, version, _, _ = current
+        entries = self._entries(db, entity, record_id)
+        never_sent = any(e.op == "create" and not e.sent for e in entries)
+        # unsent edits of a record about to be deleted need not travel; a record whose
+        # create never left needs nothing at all
+        db.execute(
+            "DELETE FROM outbox WHERE entity = ? AND record_id = ? AND sent = 0",
+            (entity, record_id),
+        )
+        if not never_sent:
+            self._append(db, entity, record_id, "delete", version, {})
+        self._store(db, entity, record_id, base, version)
 
     # -- pull ----------------------------------------------------------------------------
     def apply_page(self, page: ChangesPage, since: str | None) -> set[str]:

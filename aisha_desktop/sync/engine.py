@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -223,6 +223,20 @@ class SyncEngine:
     async def delete(self, entity: str, record_id: str) -> None:
         await self._db(self.replica.local_delete, entity, record_id)
         await self._edited(entity)
+
+    async def update_many(
+        self, entity: str, record_ids: Sequence[str], fields: Mapping[str, Any]
+    ) -> int:
+        """The same change to several records, all or none; how many it changed."""
+        changed = await self._db(self.replica.local_update_many, entity, record_ids, fields)
+        await self._edited(entity)
+        return changed
+
+    async def delete_many(self, entity: str, record_ids: Sequence[str]) -> int:
+        """Delete several records, all or none; how many."""
+        deleted = await self._db(self.replica.local_delete_many, entity, record_ids)
+        await self._edited(entity)
+        return deleted
 
     async def _edited(self, entity: str) -> None:
         self._changed({entity})

@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aisha_desktop.dialogs.bulk_edit import BulkEditDialog
 from aisha_desktop.dialogs.convert_lead import ConvertLeadDialog
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
 from aisha_desktop.dialogs.merge_records import MERGEABLE, MergeDialog
@@ -79,6 +80,7 @@ COLUMN_WIDTHS = {
     "email": 240, "company": 170, "name": 200, "subject": 240, "first_name": 110,
     "last_name": 120, "phone": 140, "updated_at": 130, "created_at": 130, "status": 90,
 }  # fmt: skip
+MAX_BULK = 5_000  # records one bulk change or delete takes
 MESSAGE_STYLES = {"error": "color: #b3261e;", "info": "color: #2e6b30;"}
 
 
@@ -171,7 +173,8 @@ class EntityView(QWidget):
         self.table.setObjectName("records")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # several rows (Ctrl/Shift) for a bulk change or delete; the current one is shown
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setSortingEnabled(True)
         self.table.setWordWrap(False)
@@ -185,6 +188,7 @@ class EntityView(QWidget):
             self._sort_column(), Qt.SortOrder.DescendingOrder
         ) if self._sort_column() >= 0 else None
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
+        self.table.selectionModel().selectionChanged.connect(self._update_bulk)
         self._size_columns()
         self.model.modelReset.connect(self._size_columns)
 
@@ -254,9 +258,38 @@ class EntityView(QWidget):
         side.addLayout(buttons)
         side.addWidget(self.record_tabs, 2)
 
+        # shown while several rows are selected
+        self.bulk_bar = QFrame()
+        self.bulk_bar.setObjectName("bulkBar")
+        self.bulk_bar.setStyleSheet(
+            "#bulkBar { background: #e8f0fe; border: 1px solid #aecbfa; border-radius: 4px; }"
+        )
+        self.bulk_label = QLabel()
+        self.bulk_change_button = QPushButton("Change field…")
+        self.bulk_change_button.setObjectName("bulkChange")
+        self.bulk_change_button.clicked.connect(self.open_bulk_change)
+        self.bulk_delete_button = QPushButton("Delete…")
+        self.bulk_delete_button.setObjectName("bulkDelete")
+        self.bulk_delete_button.clicked.connect(self._ask_bulk_delete)
+        clear = QPushButton("Clear selection")
+        clear.clicked.connect(self._clear_bulk)
+        bulk_row = QHBoxLayout(self.bulk_bar)
+        bulk_row.setContentsMargins(8, 4, 8, 4)
+        bulk_row.addWidget(self.bulk_label, 1)
+        bulk_row.addWidget(self.bulk_change_button)
+        bulk_row.addWidget(self.bulk_delete_button)
+        bulk_row.addWidget(clear)
+        self.bulk_bar.hide()
+        table_box = QWidget()
+        table_layout = QVBoxLayout(table_box)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.setSpacing(4)
+        table_layout.addWidget(self.bulk_bar)
+        table_layout.addWidget(self.table, 1)
+
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.list_stack = QStackedWidget()  # the table, or (opportunities) the board
-        self.list_stack.addWidget(self.table)
+        self.list_stack.addWidget(table_box)
         self.splitter.addWidget(self.list_stack)
         self.splitter.addWidget(panel)
         self.splitter.setStretchFactor(0, 3)
@@ -581,6 +614,104 @@ class EntityView(QWidget):
         self._load_panel()
         self._say(f"{self.singular} deleted; Views → Deleted {self.plural.lower()} restores it")
         return True
+
+    # -- bulk changes ------------------------------------------------------------------------
+    def selected_ids(self) -> list[str] | None:
+        """The ids of the selected rows, in row order (None: some are still loading)."""
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        ids = []
+        for row in rows:
+            record = self.model.record_at(row)
+            if record is None:
+                return None
+            ids.append(record.id)
+        return ids
+
+    def _selected_count(self) -> int:
+        return len(self.table.selectionModel().selectedRows())
+
+    def _update_bulk(self, *_: object) -> None:
+        count = self._selected_count()
+        self.bulk_bar.setVisible(count > 1)
+        if count > 1:
+            noun = counted(count, self.singular.lower(), self.plural.lower())
+            self.bulk_label.setText(f"{noun} selected")
+            too_many = count > MAX_BULK
+            for button in (self.bulk_change_button, self.bulk_delete_button):
+                button.setEnabled(not too_many)
+                button.setToolTip(f"At most {MAX_BULK:,} at once" if too_many else "")
+
+    def _clear_bulk(self) -> None:
+        current = self.table.currentIndex()
+        self.table.selectionModel().clearSelection()
+        if current.isValid():  # the record shown stays shown
+            self.select_row(current.row())
+
+    def _bulk_ids(self) -> list[str] | None:
+        ids = self.selected_ids()
+        if ids is None:
+            self._say("Some selected rows are still loading: try again in a moment", "error")
+        elif len(ids) > MAX_BULK:
+            self._say(f"Select at most {MAX_BULK:,} {self.plural.lower()} at once", "error")
+            return None
+        return ids
+
+    def open_bulk_change(self) -> BulkEditDialog | None:
+        ids = self._bulk_ids()
+        if not ids:
+            return None
+        dialog = BulkEditDialog(
+            self.entity, (self.plural, self.singular), self.editor.specs, len(ids), self
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._bulk_accepted(dialog, ids))
+        dialog.show()
+        return dialog
+
+    def _bulk_accepted(self, dialog: BulkEditDialog, ids: list[str]) -> None:
+        spec, values = dialog.chosen, dialog.values
+        if spec is not None and values is not None:
+            self.tasks.spawn(self.apply_bulk_change(ids, values, spec.label))
+
+    async def apply_bulk_change(self, ids: list[str], values: dict[str, Any], label: str) -> int:
+        """Set `values` on the records `ids` (all or none); how many changed."""
+        try:
+            changed = await self.engine.update_many(self.entity, ids, values)
+        except (ValueError, RecordMissing) as exc:
+            self._say(f"Nothing changed: {exc}", "error")
+            return 0
+        noun = counted(len(ids), self.singular.lower(), self.plural.lower())
+        same = len(ids) - changed
+        self._say(f"{label} set on {noun}" + (f" ({same:,} had it already)" if same else ""))
+        self.model.refresh()
+        return changed
+
+    def _ask_bulk_delete(self) -> None:
+        ids = self._bulk_ids()
+        if not ids:
+            return
+        noun = counted(len(ids), self.singular.lower(), self.plural.lower())
+        answer = QMessageBox.question(
+            self,
+            f"Delete {self.plural.lower()}",
+            f"Delete {noun}? They can be restored from Views → Deleted {self.plural.lower()}.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.tasks.spawn(self.delete_many(ids))
+
+    async def delete_many(self, ids: list[str]) -> int:
+        try:
+            deleted = await self.engine.delete_many(self.entity, ids)
+        except (ValueError, RecordMissing) as exc:
+            self._say(f"Nothing deleted: {exc}", "error")
+            return 0
+        if self.record_id in ids:
+            self.record_id = None
+            self._load_panel()
+        self.model.refresh()
+        noun = counted(deleted, self.singular.lower(), self.plural.lower())
+        self._say(f"{noun} deleted; Views → Deleted {self.plural.lower()} restores them")
+        return deleted
 
     def open_merge(self) -> MergeDialog | None:
         """Merge a duplicate into the record shown (accounts, contacts, leads)."""

@@ -241,6 +241,21 @@ class RecordEditor(QWidget):
             out["custom_fields"] = custom
         return out
 
+    def typed_values(self) -> dict[str, Any]:
+        """Every field as the server takes it, empty ones as None (custom fields under
+        `custom_fields`): what a bulk change sets."""
+        out: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
+        for spec in self.specs:
+            value = _typed(spec, self._get(self._editors[spec.name]))
+            if spec.custom:
+                custom[spec.name] = value
+            else:
+                out[spec.name] = value
+        if custom:
+            out["custom_fields"] = custom
+        return out
+
     def all_values(self) -> dict[str, Any]:
         """Every non-empty field (for a create)."""
         out: dict[str, Any] = {}

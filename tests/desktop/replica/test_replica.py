@@ -261,6 +261,35 @@ def test_a_delete_hides_the_row_and_replaces_unsent_edits(replica: Replica) -> N
     assert replica.outbox() == [] and replica.base("contacts", rid) is None
 
 
+def test_bulk_edits_apply_to_all_or_none(replica: Replica) -> None:
+    ids = [new_id() for _ in range(3)]
+    rows = [upsert("contacts", contact(i, 2, title="Dev" if n else "Lead")) for n, i in
+            enumerate(ids)]  # fmt: skip
+    replica.apply_page(page(*rows, cursor="c1"), None)
+    # the first already holds the value: two change, each one outbox entry
+    assert replica.local_update_many("contacts", [*ids, ids[1]], {"title": "Lead"}) == 2
+    assert [(e.op, e.record_id, e.fields) for e in replica.outbox()] == [
+        ("update", ids[1], {"title": "Lead"}),
+        ("update", ids[2], {"title": "Lead"}),
+    ]
+    assert all(r is not None and r.data["title"] == "Lead"
+               for r in (replica.get("contacts", i) for i in ids))  # fmt: skip
+    # one record not in the replica: nothing changes, nothing is queued
+    with pytest.raises(RecordMissing):
+        replica.local_update_many("contacts", [ids[0], new_id()], {"title": "CEO"})
+    with pytest.raises(ValueError, match="not editable"):
+        replica.local_update_many("contacts", ids, {"id": new_id()})
+    assert len(replica.outbox()) == 2
+    assert (replica.get("contacts", ids[0]) or contact("x")).data["title"] == "Lead"
+    with pytest.raises(RecordMissing):
+        replica.local_delete_many("contacts", [ids[0], new_id()])
+    assert replica.count("contacts") == 3 and len(replica.outbox()) == 2
+    # a bulk delete replaces the unsent edits, as one delete does
+    assert replica.local_delete_many("contacts", ids) == 3
+    assert replica.count("contacts") == 0
+    assert [(e.op, e.base_version) for e in replica.outbox()] == [("delete", 2)] * 3
+
+
 def test_bad_local_edits_are_refused(replica: Replica) -> None:
     with pytest.raises(ValueError, match="not editable"):
         replica.local_create("contacts", {"id": new_id(), "first_name": "x"})

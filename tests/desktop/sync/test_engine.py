@@ -150,6 +150,19 @@ async def test_a_local_edit_shows_at_once_and_syncs(live: Live, team: Team) -> N
     await engine.sync_now()
     listed = await admin.list_records("contacts")
     assert created["id"] not in {c["id"] for c in listed.items}
+    # a bulk change travels as one update per record
+    others = [(await admin.create_record("contacts", {"first_name": f"B{n}"}))["id"]
+              for n in range(3)]  # fmt: skip
+    await engine.sync_now()
+    assert await engine.update_many("contacts", others, {"status": "inactive"}) == 3
+    await engine.sync_now()
+    for other in others:
+        assert (await admin.get_record("contacts", other))["status"] == "inactive"
+    assert await engine.delete_many("contacts", others[:2]) == 2
+    await engine.sync_now()
+    assert {c["id"] for c in (await admin.list_records("contacts", deleted=True)).items} >= set(
+        others[:2]
+    )
     # restored on the server (the deleted-records dialog), it comes back with the next pull
     await admin.restore_record("contacts", created["id"])
     await engine.sync_now()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import QLineEdit
 
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
@@ -174,6 +174,68 @@ async def test_delete_hides_the_record(desk: Desk, qtbot: Any) -> None:
     assert [e.op for e in desk.replica.outbox()] == ["delete"]
     # the operator is told where it can be brought back from
     assert view.feedback.text() == "Contact deleted; Views → Deleted contacts restores it"
+
+
+def select_rows(view: Any, rows: range) -> None:
+    """Ctrl-click `rows`, the first becoming the current (shown) one."""
+    view.select_row(rows[0])
+    model = view.table.selectionModel()
+    for row in rows[1:]:
+        model.select(
+            view.model.index(row, 0),
+            QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+        )
+
+
+async def test_bulk_change_and_delete_of_selected_records(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 10)
+    win = window(desk, qtbot)
+    view = win.current_view
+    assert view.bulk_bar.isHidden()
+    select_rows(view, range(0, 4))
+    assert view.bulk_bar.isVisibleTo(view) and view.bulk_label.text() == "4 contacts selected"
+    ids = view.selected_ids()
+    assert ids is not None and len(ids) == 4 and view.record_id == ids[0]
+
+    dialog = view.open_bulk_change()
+    assert dialog is not None and dialog.windowTitle() == "Change 4 contacts"
+    offered = [dialog.field.itemData(i) for i in range(dialog.field.count())]
+    assert "status" in offered and "tier" in offered and "title" in offered
+    assert not {"first_name", "last_name", "email", "phone", "mobile"} & set(offered)
+    dialog.choose("tier")
+    dialog.set_value("gold")
+    dialog.accept()
+    assert dialog.values == {"custom_fields": {"tier": "gold"}}
+    await view.tasks.drain()
+    for record_id in ids:
+        row = desk.replica.get("contacts", record_id)
+        assert row is not None and row.data["custom_fields"]["tier"] == "gold" and row.pending
+    assert sorted(e.record_id for e in desk.replica.outbox()) == sorted(ids)
+    assert view.feedback.text() == "Tier set on 4 contacts"
+
+    # a value the field does not take is refused in the dialog; nothing is queued
+    accounts = win.open_entity("accounts")
+    qtbot.waitUntil(lambda: not accounts.model.busy and accounts.model.windowed, timeout=5000)
+    select_rows(accounts, range(0, 2))
+    check = accounts.open_bulk_change()
+    assert check is not None
+    assert "name" not in [check.field.itemData(i) for i in range(check.field.count())]
+    check.choose("employee_count")
+    check.set_value("many")
+    check.accept()
+    assert check.isVisible() and check.values is None
+    assert check.error.text() == "Employee count: not a number"
+    check.close()
+    assert len(desk.replica.outbox()) == 4
+
+    # delete three together; the one shown leaves the panel
+    select_rows(view, range(0, 3))
+    doomed = view.selected_ids()
+    assert doomed is not None and await view.delete_many(doomed) == 3
+    assert all(desk.replica.get("contacts", i) is None for i in doomed)
+    assert view.record_id is None
+    assert view.feedback.text() == ("3 contacts deleted; Views → Deleted contacts restores them")
+    assert sorted(e.op for e in desk.replica.outbox()) == ["delete"] * 3 + ["update"]
 
 
 async def test_merge_opens_on_the_record_shown(desk: Desk, qtbot: Any) -> None:

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QItemSelectionModel
 from PySide6.QtGui import QImage
 
 from aisha_desktop.views.main_window import MainWindow
@@ -200,3 +201,26 @@ async def test_render_main_window(desk: Desk, qtbot: Any) -> None:
     path = SHOTS / "record-edit-duplicate.png"
     assert win.grab().save(str(path))
     not_blank(path)
+
+    # several rows selected: the bulk bar, and the change dialog
+    contacts.revert()
+    for row in range(2, 5):
+        contacts.table.selectionModel().select(
+            contacts.model.index(row, 0),
+            QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+        )
+    assert contacts.bulk_bar.isVisibleTo(contacts)
+    qtbot.wait(50)
+    path = SHOTS / "bulk-selection.png"
+    assert win.grab().save(str(path))
+    not_blank(path)
+    dialog = contacts.open_bulk_change()
+    assert dialog is not None
+    dialog.choose("status")
+    dialog.set_value("inactive")
+    dialog.adjustSize()
+    qtbot.wait(50)
+    path = SHOTS / "bulk-change.png"
+    assert dialog.grab().save(str(path))
+    assert not QImage(str(path)).isNull()
+    dialog.close()
