@@ -280,7 +280,7 @@ class EntityView(QWidget):
         bulk_row.addWidget(self.bulk_delete_button)
         bulk_row.addWidget(clear)
         self.bulk_bar.hide()
-        table_box = QWidget()
+        self.table_box = table_box = QWidget()
         table_layout = QVBoxLayout(table_box)
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.setSpacing(4)
@@ -896,7 +896,7 @@ class EntityView(QWidget):
             self.board.message.connect(self.message)
             self.list_stack.addWidget(self.board)
         (self.board_toggle if shown else self.table_toggle).setChecked(True)
-        self.list_stack.setCurrentWidget(self.board if shown and self.board else self.table)
+        self.list_stack.setCurrentWidget(self.board if shown and self.board else self.table_box)
         for control in (self.search, self.status_filter, self.columns_button):
             control.setEnabled(not shown)  # the board shows every opportunity by stage
         return self.board

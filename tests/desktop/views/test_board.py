@@ -352,7 +352,7 @@ async def test_view_toggle_and_command_palette(desk: Desk, qtbot: Any) -> None:
     assert win.grab().save(str(SHOTS / "opportunities-board.png"))
 
     view.table_toggle.click()
-    assert view.list_stack.currentWidget() is view.table and view.search.isEnabled()
+    assert view.list_stack.currentWidget() is view.table_box and view.search.isEnabled()
     view.board_toggle.click()
     assert view.list_stack.currentWidget() is view.board
     win.close()
