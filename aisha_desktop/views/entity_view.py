@@ -18,13 +18,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from PySide6.QtCore import (
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QSettings,
     Qt,
     Signal,
 )
+from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -189,6 +192,8 @@ class EntityView(QWidget):
         ) if self._sort_column() >= 0 else None
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
         self.table.selectionModel().selectionChanged.connect(self._update_bulk)
+        # Delete on the list: the selected records (asked first)
+        self.table.installEventFilter(self)
         self._size_columns()
         self.model.modelReset.connect(self._size_columns)
 
@@ -685,6 +690,23 @@ class EntityView(QWidget):
         self._say(f"{label} set on {noun}" + (f" ({same:,} had it already)" if same else ""))
         self.model.refresh()
         return changed
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if (
+            watched is self.table
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.matches(QKeySequence.StandardKey.Delete)
+        ):
+            self._delete_key()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _delete_key(self) -> None:
+        if self._selected_count() > 1:
+            self._ask_bulk_delete()
+        else:
+            self._ask_delete()
 
     def _ask_bulk_delete(self) -> None:
         ids = self._bulk_ids()

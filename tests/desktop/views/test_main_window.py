@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
-from PySide6.QtWidgets import QLineEdit
+from PySide6.QtWidgets import QLineEdit, QMessageBox
 
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
 from aisha_desktop.dialogs.merge_records import MergeDialog
@@ -187,7 +188,9 @@ def select_rows(view: Any, rows: range) -> None:
         )
 
 
-async def test_bulk_change_and_delete_of_selected_records(desk: Desk, qtbot: Any) -> None:
+async def test_bulk_change_and_delete_of_selected_records(
+    desk: Desk, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed(desk, 10)
     win = window(desk, qtbot)
     view = win.current_view
@@ -236,6 +239,23 @@ async def test_bulk_change_and_delete_of_selected_records(desk: Desk, qtbot: Any
     assert view.record_id is None
     assert view.feedback.text() == ("3 contacts deleted; Views → Deleted contacts restores them")
     assert sorted(e.op for e in desk.replica.outbox()) == ["delete"] * 3 + ["update"]
+
+    # the Delete key on the list asks, then deletes what is selected
+    asked: list[str] = []
+
+    def answer(_parent: Any, title: str, text: str) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    qtbot.waitUntil(lambda: not view.model.busy)
+    select_rows(view, range(0, 2))
+    pair = view.selected_ids()
+    view.table.setFocus()
+    qtbot.keyClick(view.table, Qt.Key.Key_Delete)
+    await view.tasks.drain()
+    assert asked == ["Delete 2 contacts? They can be restored from Views → Deleted contacts."]
+    assert pair is not None and all(desk.replica.get("contacts", i) is None for i in pair)
 
 
 async def test_merge_opens_on_the_record_shown(desk: Desk, qtbot: Any) -> None:
@@ -323,6 +343,14 @@ def test_shortcuts_and_command_palette(desk: Desk, qtbot: Any) -> None:
     assert win.current_view.entity == "accounts"
     qtbot.keyClicks(palette.query, "zzz")
     assert palette.visible_names() == []
+    # the deleted records of the current view, from the palette
+    palette = win.open_palette()
+    qtbot.keyClicks(palette.query, "deleted")
+    assert palette.visible_names() == ["Deleted records…"]
+    qtbot.keyClick(palette.query, Qt.Key.Key_Return)
+    opened = win.current_view.findChild(DeletedRecordsDialog)
+    assert opened is not None and opened.windowTitle() == "Deleted accounts"
+    opened.close()
 
 
 async def test_admin_dialogs_open_from_the_palette(desk: Desk, qtbot: Any) -> None:
