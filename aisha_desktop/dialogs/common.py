@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -81,6 +81,12 @@ def field_errors(exc: BaseException) -> dict[str, str]:
     return {}
 
 
+def _after(task: asyncio.Task[Any], then: Callable[[], None]) -> None:
+    if not task.cancelled():
+        with contextlib.suppress(RuntimeError):  # a widget deleted meanwhile
+            then()
+
+
 class Busy:
     """Runs one coroutine at a time for a dialog, with `controls` disabled meanwhile.
     Tasks are owned: closing the dialog cancels what still runs."""
@@ -94,7 +100,12 @@ class Busy:
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def run(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
+    def run(
+        self, work: Coroutine[Any, Any, Any], then: Callable[[], None] | None = None
+    ) -> asyncio.Task[Any] | None:
+        """Start `work` (None: other work runs still, and `work` is dropped).  `then` runs
+        once it has ended and the controls are enabled again, unless it was cancelled (the
+        dialog closed: its widgets may be gone)."""
         if self.running:
             work.close()
             return None
@@ -103,7 +114,14 @@ class Busy:
         task = asyncio.ensure_future(work)
         self.task = task
         task.add_done_callback(self._done)
+        if then is not None:
+            task.add_done_callback(lambda t: _after(t, then))
         return task
+
+    async def wait(self) -> None:
+        """Until the work under way (if any) has ended, however it ended."""
+        if self.task is not None:
+            await asyncio.wait({self.task})
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         for control in self.controls:

@@ -9,8 +9,6 @@ it says so and keeps nothing half-done."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import html
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -207,14 +205,8 @@ class DeletedRecordsDialog(QDialog):
             self.reload()
 
     def _run(self, work: Coroutine[Any, Any, None]) -> None:
-        task = self.busy.run(work)
-        if task is not None:  # after Busy re-enables its controls: the selection decides
-            task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled():  # cancelled: the dialog closed, its widgets may be gone
-            with contextlib.suppress(RuntimeError):
-                self._selection_changed()
+        # once it ends (and Busy enabled its controls again) the selection decides
+        self.busy.run(work, then=self._selection_changed)
 
     def reload(self) -> None:
         self._search_timer.stop()
@@ -226,8 +218,7 @@ class DeletedRecordsDialog(QDialog):
 
     async def wait(self) -> None:
         """Until the running read or restore ends (tests)."""
-        while self.busy.task is not None and not self.busy.task.done():
-            await self.busy.task
+        await self.busy.wait()
 
     def _params(self, cursor: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"deleted": True, "sort": "-updated_at", "limit": self.page_size}

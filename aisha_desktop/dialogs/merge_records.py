@@ -11,8 +11,6 @@ server, and says so when it is out of reach."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -390,14 +388,7 @@ class MergeDialog(QDialog):
             show_banner(self.status, problem, BANNER_ERROR)
             return
         show_banner(self.status, "Merging…", BANNER_INFO)
-        task = self.busy.run(self._merge(self.kept, self.duplicate))
-        if task is not None:
-            task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled():
-            with contextlib.suppress(RuntimeError):  # the dialog may be gone
-                self._finish()
+        self.busy.run(self._merge(self.kept, self.duplicate), then=self._finish)
 
     def _finish(self) -> None:
         if self.merged is None:
@@ -409,8 +400,7 @@ class MergeDialog(QDialog):
 
     async def wait(self) -> None:
         """Until a running merge ends (tests)."""
-        while self.busy.task is not None and not self.busy.task.done():
-            await self.busy.task
+        await self.busy.wait()
 
     async def _merge(self, kept: ReplicaRow, duplicate: ReplicaRow) -> None:
         try:
