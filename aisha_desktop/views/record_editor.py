@@ -4,7 +4,7 @@ field.  It only reads and shows values; the entity view decides what saving mean
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -226,51 +226,38 @@ class RecordEditor(QWidget):
         """The record fields the user changed since `load`, in the form the server takes
         (custom fields under `custom_fields`, numbers as numbers)."""
         raw = self.raw_values()
-        out: dict[str, Any] = {}
-        custom: dict[str, Any] = {}
-        for spec in self.specs:
-            value = raw[spec.name]
-            if value == self._original.get(spec.name):
-                continue
-            value = _typed(spec, value)
-            if spec.custom:
-                custom[spec.name] = value
-            else:
-                out[spec.name] = value
-        if custom:
-            out["custom_fields"] = custom
-        return out
+        return _server_form(
+            (spec, raw[spec.name])
+            for spec in self.specs
+            if raw[spec.name] != self._original.get(spec.name)
+        )
 
     def typed_values(self) -> dict[str, Any]:
-        """Every field as the server takes it, empty ones as None (custom fields under
-        `custom_fields`): what a bulk change sets."""
-        out: dict[str, Any] = {}
-        custom: dict[str, Any] = {}
-        for spec in self.specs:
-            value = _typed(spec, self._get(self._editors[spec.name]))
-            if spec.custom:
-                custom[spec.name] = value
-            else:
-                out[spec.name] = value
-        if custom:
-            out["custom_fields"] = custom
-        return out
+        """Every field as the server takes it, empty ones as None: what a bulk change
+        sets."""
+        raw = self.raw_values()
+        return _server_form((spec, raw[spec.name]) for spec in self.specs)
 
     def all_values(self) -> dict[str, Any]:
         """Every non-empty field (for a create)."""
-        out: dict[str, Any] = {}
-        custom: dict[str, Any] = {}
-        for spec in self.specs:
-            value = self._get(self._editors[spec.name])
-            if value in (None, [], False) and not (spec.kind == "boolean" and spec.custom):
-                continue
-            if spec.custom:
-                custom[spec.name] = _typed(spec, value)
-            else:
-                out[spec.name] = _typed(spec, value)
-        if custom:
-            out["custom_fields"] = custom
-        return out
+        raw = self.raw_values()
+        return _server_form(
+            (spec, raw[spec.name])
+            for spec in self.specs
+            if raw[spec.name] not in (None, [], False) or (spec.kind == "boolean" and spec.custom)
+        )
+
+
+def _server_form(values: Iterable[tuple[FieldSpec, Any]]) -> dict[str, Any]:
+    """Fields as the server takes them: typed (numbers as numbers), custom fields under
+    `custom_fields`."""
+    out: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for spec, value in values:
+        (custom if spec.custom else out)[spec.name] = _typed(spec, value)
+    if custom:
+        out["custom_fields"] = custom
+    return out
 
 
 def _blank(value: Any) -> bool:
