@@ -259,6 +259,8 @@ async def _principal(
         return gate.cached_principal_for_token(token) or await gate.principal_for_token(token)
     if api_key:
         principal = await gate.principal_for_api_key(api_key.strip())
+        if endpoint is not None and endpoint.extra.get("any_api_key"):
+            return principal  # e.g. /api/auth/me: a key may always ask what it is
         resource = (endpoint.extra.get("resource") if endpoint else None) or (
             endpoint.tags[0] if endpoint and endpoint.tags else "api"
         )

@@ -191,6 +191,7 @@ async def accept_invitation(request: web.Request, body: AcceptInvitationBody) ->
     tags=("auth",),
     response=CurrentPrincipal,
     errors=(401,),
+    extra={"any_api_key": True},  # any valid key may ask what it may do
 )
 async def me(request: web.Request) -> web.Response:
     return success(await request.app[keys.AUTH_SERVICE].me(principal(request)))

@@ -273,6 +273,8 @@ def _unique(name: str, taken: set[str]) -> str:
 def _api_key_scope(op: _Operation) -> str:
     """The permission an API key needs, computed exactly as `middlewares.authenticate` does."""
     ep = op.endpoint
+    if ep.extra.get("any_api_key"):
+        return "any"
     resource = ep.extra.get("resource") or (ep.tags[0] if ep.tags else "api")
     action = ep.extra.get("action") or _api_key_action(op.method)
     return f"{action}:{resource}"

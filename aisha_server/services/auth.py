@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from aisha_server.auth.gate import AuthGate, tenant_problem
 from aisha_server.auth.passwords import PasswordHashing, check_new_password
+from aisha_server.auth.authorize import ALL_ACTIONS, allows
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability, Role, parse_role
 from aisha_server.auth.tokens import TokenService, digest, new_secret
@@ -85,6 +86,10 @@ class TenantSummary(BaseModel):
     status: str
 
 
+# the CRM entities a client shows (`record_actions` of /api/auth/me)
+CRM_ENTITIES = ("accounts", "contacts", "leads", "opportunities", "activities", "notes")
+
+
 class CurrentPrincipal(BaseModel):
     """`GET /api/auth/me`: who the caller is and what the role lets it do."""
 
@@ -99,6 +104,9 @@ class CurrentPrincipal(BaseModel):
     session_id: uuid.UUID | None
     api_key_id: uuid.UUID | None
     api_key_permissions: list[str] | None
+    # per record entity, the actions the role, its grants and the key allow (read, create,
+    # update, delete, export): what a client offers; data scope still narrows the records
+    record_actions: dict[str, list[str]]
 
 
 # -- rows read inside units of work ---------------------------------------------------------
@@ -646,6 +654,10 @@ class AuthService:
             api_key_permissions=(
                 sorted(actor.key_permissions) if actor.key_permissions is not None else None
             ),
+            record_actions={
+                entity: [a for a in ALL_ACTIONS if allows(actor, entity, a)]
+                for entity in CRM_ENTITIES
+            },
         )
 
 

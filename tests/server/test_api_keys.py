@@ -358,3 +358,41 @@ async def test_last_used_at_records_when_a_key_was_used(client: Any) -> None:
     assert listed[idle["id"]]["last_used_at"] is None
     # nothing new to write when no key was used since
     assert await app[keys.AUTH_GATE].flush_key_usage() == 0
+
+
+async def test_me_says_what_each_record_entity_allows(client: Any) -> None:
+    """`record_actions` of /api/auth/me is what the record endpoints then allow: a client
+    offers only those actions (an employee is not shown a delete the server refuses)."""
+    app = client.app
+    tenant = await make_tenant(app)
+    expected = {
+        "admin": ["read", "create", "update", "delete", "export"],
+        "employee": ["read", "create", "update"],
+        "support": ["read"],
+    }
+    for role, actions in expected.items():
+        _, headers = await user_with_headers(app, role, tenant.id)
+        me = (await (await client.get("/api/auth/me", headers=headers)).json())["data"]
+        assert set(me["record_actions"]) == {
+            "accounts", "contacts", "leads", "opportunities", "activities", "notes"
+        }  # fmt: skip
+        assert me["record_actions"]["contacts"] == actions, role
+        # and the server agrees: a delete is refused exactly where it is not listed
+        made = await client.post(
+            "/api/contacts", json={"first_name": role}, headers=(headers if
+            "create" in actions else (await user_with_headers(app, "admin", tenant.id))[1])
+        )  # fmt: skip
+        record_id = (await made.json())["data"]["id"]
+        deleted = await client.delete(f"/api/contacts/{record_id}", headers=headers)
+        assert (deleted.status == 200) == ("delete" in actions), (role, deleted.status)
+    # an API key narrows it to its permissions
+    _, admin = await user_with_headers(app, "admin", tenant.id)
+    # (any key may call /api/auth/me: it needs no permission of its own)
+    key = await _create_key(client, admin, ["read:contacts", "update:contacts"])
+    answer = await client.get("/api/auth/me", headers={"X-API-Key": key["key"]})
+    me = (await answer.json())["data"]
+    assert me["auth_type"] == "api_key" and me["api_key_permissions"] == [
+        "read:contacts", "update:contacts"
+    ]  # fmt: skip
+    assert me["record_actions"]["contacts"] == ["read", "update"]
+    assert me["record_actions"]["accounts"] == []
