@@ -96,6 +96,16 @@ class CurrentUser:
     permissions: tuple[str, ...]
     auth_type: str
     session_id: str | None
+    # per CRM entity, the actions the server allows (read, create, update, delete, export);
+    # None: an older server that does not say (offer everything; the server still decides)
+    record_actions: Mapping[str, frozenset[str]] | None = None
+
+    def may(self, entity: str, action: str) -> bool:
+        """Whether the server said `action` on `entity` is allowed (True when it did not
+        say)."""
+        if self.record_actions is None:
+            return True
+        return action in self.record_actions.get(entity, frozenset())
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CurrentUser:
@@ -117,7 +127,18 @@ class CurrentUser:
             permissions=_strings(data, "permissions"),
             auth_type=_text(data, "auth_type"),
             session_id=optional_text(data, "session_id"),
+            record_actions=_actions(data.get("record_actions")),
         )
+
+
+def _actions(value: Any) -> dict[str, frozenset[str]] | None:
+    if not isinstance(value, Mapping):
+        return None
+    return {
+        str(entity): frozenset(a for a in actions if isinstance(a, str))
+        for entity, actions in value.items()
+        if isinstance(actions, list)
+    }
 
 
 @dataclass(frozen=True, slots=True)

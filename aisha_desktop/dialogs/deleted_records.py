@@ -90,12 +90,14 @@ class DeletedRecordsDialog(QDialog):
         on_restored: Callable[[list[str]], None] | None = None,
         page_size: int = PAGE_SIZE,
         search_delay_ms: int = 300,
+        can_restore: bool = True,  # what the server said of the user's role
     ) -> None:
         super().__init__(parent)
         self.api = api
         self.entity = entity
         self.plural, self.singular = labels
         self.on_restored = on_restored
+        self.can_restore = can_restore
         self.page_size = page_size
         self.records: dict[str, dict[str, Any]] = {}
         self.next_cursor: str | None = None
@@ -115,6 +117,11 @@ class DeletedRecordsDialog(QDialog):
             f"Deleted {self.plural.lower()} stay on the server until restored. Newest deletions"
             " first; your data scope applies as on the list."
         )
+        if not self.can_restore:
+            intro.setText(
+                f"{intro.text()} Your role may not restore {self.plural.lower()} (restoring"
+                " needs the right to delete): you can look, not restore."
+            )
         intro.setWordWrap(True)
         intro.setStyleSheet("color: #555;")
         self.search = QLineEdit()
@@ -299,7 +306,7 @@ class DeletedRecordsDialog(QDialog):
 
     def _selection_changed(self) -> None:
         ids = self.selected_ids()
-        self.restore_button.setEnabled(bool(ids) and not self.busy.running)
+        self.restore_button.setEnabled(bool(ids) and self.can_restore and not self.busy.running)
         self.restore_button.setText(
             f"Restore {len(ids)} {self.plural.lower()}" if len(ids) > 1 else "Restore"
         )
@@ -316,7 +323,7 @@ class DeletedRecordsDialog(QDialog):
 
     def restore_selected(self) -> None:
         ids = self.selected_ids()
-        if ids:
+        if ids and self.can_restore:
             self._run(self._restore(ids))
 
     async def _restore(self, ids: list[str]) -> None:

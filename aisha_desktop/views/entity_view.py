@@ -14,7 +14,7 @@ opportunities switch between the table and a board by stage (`BoardView`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from PySide6.QtCore import (
@@ -101,8 +101,10 @@ class EntityView(QWidget):
         *,
         search_delay_ms: int = 150,
         ui_settings: SettingsStore | None = None,  # saved views (default: QSettings())
+        allowed: Callable[[str], bool] | None = None,  # action -> the server allows it
     ) -> None:
         super().__init__(parent)
+        self.may: Callable[[str], bool] = allowed or (lambda _action: True)
         self._ui_settings = ui_settings if ui_settings is not None else QSettings()
         self.replica = replica
         self.engine = engine
@@ -201,6 +203,11 @@ class EntityView(QWidget):
         self.panel_title = QLabel()
         self.panel_title.setStyleSheet("font-size: 15px; font-weight: 600;")
         self.panel_title.setWordWrap(True)
+        self.rights_note = QLabel()
+        self.rights_note.setObjectName("rightsNote")
+        self.rights_note.setStyleSheet("color: #555; font-size: 11px;")
+        self.rights_note.setWordWrap(True)
+        self.rights_note.hide()
         self.pending_label = QLabel("Not yet synced")
         self.pending_label.setStyleSheet("color: #8a5a00; font-size: 11px;")
         self.duplicates = QFrame()
@@ -257,6 +264,7 @@ class EntityView(QWidget):
         side = QVBoxLayout(panel)
         side.setContentsMargins(8, 0, 0, 0)
         side.addWidget(self.panel_title)
+        side.addWidget(self.rights_note)
         side.addWidget(self.pending_label)
         side.addWidget(self.duplicates)
         side.addWidget(self.form_area, 3)
@@ -437,13 +445,36 @@ class EntityView(QWidget):
         self.editor.load(record.data if record is not None else fresh)
         self.duplicates.hide()
         self.pending_label.setVisible(record is not None and record.pending)
-        self.delete_button.setEnabled(record is not None)
-        self.merge_button.setEnabled(record is not None)
+        self._apply_rights(record)
         self._say("")
         self._update_panel_title()
         self._load_related()
         self._load_timeline(record)
         self._update_convert()
+
+    # -- what the user's role allows (the server said, in /api/auth/me) ----------------------
+    def refused(self, action: str) -> str:
+        """The message for an action the user's role does not have."""
+        verb = {"create": "create", "update": "change", "delete": "delete",
+                "export": "export"}.get(action, action)  # fmt: skip
+        return f"Your role may not {verb} {self.plural.lower()}"
+
+    def _allow(self, button: QPushButton, action: str, shown: bool = True) -> None:
+        allowed = self.may(action)
+        button.setEnabled(shown and allowed)
+        button.setToolTip("" if allowed else self.refused(action))
+
+    def _apply_rights(self, record: ReplicaRow | None) -> None:
+        editing = "update" if record is not None else "create"
+        can_edit = self.may(editing)
+        self.form_area.setEnabled(can_edit)
+        self._allow(self.save_button, editing)
+        self._allow(self.revert_button, editing)
+        self._allow(self.delete_button, "delete", record is not None)
+        self._allow(self.merge_button, "update", record is not None)
+        self._allow(self.new_button, "create")
+        self.rights_note.setText("" if can_edit else f"Read only: {self.refused(editing).lower()}")
+        self.rights_note.setVisible(not can_edit)
 
     def _update_panel_title(self) -> None:
         record = self.current_record() if self.record_id is not None else None
@@ -531,6 +562,10 @@ class EntityView(QWidget):
     async def save(self) -> bool:
         """Validate, then create or update through the sync engine.  False when nothing was
         saved (messages say why)."""
+        action = "create" if self.record_id is None else "update"
+        if not self.may(action):
+            self._say(self.refused(action), "error")
+            return False
         problems = self.editor.problems()
         self.editor.show_errors(problems)
         if problems:
@@ -572,7 +607,7 @@ class EntityView(QWidget):
             self._say(str(exc), "error")
             return False
         finally:
-            self.save_button.setEnabled(True)
+            self.save_button.setEnabled(self.may(action))
         self.model.refresh()  # at once; the engine's change report refreshes again later
         message = self.feedback.text()
         self._load_panel()
@@ -609,6 +644,9 @@ class EntityView(QWidget):
     async def delete_current(self) -> bool:
         if self.record_id is None:
             return False
+        if not self.may("delete"):
+            self._say(self.refused("delete"), "error")
+            return False
         try:
             await self.engine.delete(self.entity, self.record_id)
         except (ValueError, RecordMissing) as exc:
@@ -642,9 +680,11 @@ class EntityView(QWidget):
             noun = counted(count, self.singular.lower(), self.plural.lower())
             self.bulk_label.setText(f"{noun} selected")
             too_many = count > MAX_BULK
-            for button in (self.bulk_change_button, self.bulk_delete_button):
-                button.setEnabled(not too_many)
-                button.setToolTip(f"At most {MAX_BULK:,} at once" if too_many else "")
+            for button, action in ((self.bulk_change_button, "update"),
+                                   (self.bulk_delete_button, "delete")):  # fmt: skip
+                self._allow(button, action, not too_many)
+                if too_many:
+                    button.setToolTip(f"At most {MAX_BULK:,} at once")
 
     def _clear_bulk(self) -> None:
         current = self.table.currentIndex()
@@ -652,7 +692,10 @@ class EntityView(QWidget):
         if current.isValid():  # the record shown stays shown
             self.select_row(current.row())
 
-    def _bulk_ids(self) -> list[str] | None:
+    def _bulk_ids(self, action: str) -> list[str] | None:
+        if not self.may(action):
+            self._say(self.refused(action), "error")
+            return None
         ids = self.selected_ids()
         if ids is None:
             self._say("Some selected rows are still loading: try again in a moment", "error")
@@ -662,7 +705,7 @@ class EntityView(QWidget):
         return ids
 
     def open_bulk_change(self) -> BulkEditDialog | None:
-        ids = self._bulk_ids()
+        ids = self._bulk_ids("update")
         if not ids:
             return None
         dialog = BulkEditDialog(
@@ -703,13 +746,15 @@ class EntityView(QWidget):
         return super().eventFilter(watched, event)
 
     def _delete_key(self) -> None:
-        if self._selected_count() > 1:
+        if not self.may("delete"):
+            self._say(self.refused("delete"), "error")
+        elif self._selected_count() > 1:
             self._ask_bulk_delete()
         else:
             self._ask_delete()
 
     def _ask_bulk_delete(self) -> None:
-        ids = self._bulk_ids()
+        ids = self._bulk_ids("delete")
         if not ids:
             return
         noun = counted(len(ids), self.singular.lower(), self.plural.lower())
@@ -740,6 +785,9 @@ class EntityView(QWidget):
         record = self.current_record()
         if record is None or self.entity not in MERGEABLE:
             return None
+        if not self.may("update"):
+            self._say(self.refused("update"), "error")
+            return None
         dialog = MergeDialog(
             self.engine.api, self.replica, self.entity, (self.plural, self.singular), record,
             self, on_merged=self._merged,
@@ -759,6 +807,7 @@ class EntityView(QWidget):
         dialog = DeletedRecordsDialog(
             self.engine.api, self.entity, (self.plural, self.singular), self,
             on_restored=self._restored,
+            can_restore=self.may("delete"),  # the server: restoring needs the right to delete
         )  # fmt: skip
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()

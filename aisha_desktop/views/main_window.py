@@ -7,6 +7,7 @@ creates the one `SyncBridge` that turns the engine's callbacks into Qt signals."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aisha_desktop.client.models import CurrentUser
 from aisha_desktop.dialogs.admin import AdminDialog, AdminKind, open_admin_dialog
 from aisha_desktop.models.fields import NAV_ENTITIES, entity_labels
 from aisha_desktop.models.sync_bridge import SyncBridge
@@ -274,6 +276,12 @@ class MainWindow(QMainWindow):
             dialog.finished.connect(lambda _code: switcher.start())
         return dialog
 
+    def may(self, entity: str, action: str) -> bool:
+        """Whether the signed-in user's role allows `action` on `entity` (as the server said
+        at sign-in; when it did not say, everything is offered and the server decides)."""
+        me = getattr(self.context, "me", None)
+        return me.may(entity, action) if isinstance(me, CurrentUser) else True
+
     @property
     def role(self) -> str:
         return str(getattr(getattr(self.context, "me", None), "role", "") or "")
@@ -354,6 +362,7 @@ class MainWindow(QMainWindow):
                 entity,
                 self.labels[entity],
                 search_delay_ms=self._search_delay_ms,
+                allowed=functools.partial(self.may, entity),
             )
             view.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
             view.open_record.connect(self.show_record)

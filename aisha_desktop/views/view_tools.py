@@ -82,8 +82,9 @@ class ViewTools(QWidget):
         self.csv_button.setText("CSV")
         self.csv_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         csv_menu = QMenu(self.csv_button)
-        csv_menu.addAction("Import CSV…", self.open_import)
-        csv_menu.addAction("Export CSV…", self.open_export)
+        self.import_action = csv_menu.addAction("Import CSV…", self.open_import)
+        self.export_action = csv_menu.addAction("Export CSV…", self.open_export)
+        csv_menu.aboutToShow.connect(self.update_csv_actions)
         self.csv_button.setMenu(csv_menu)
 
         layout = QHBoxLayout(self)
@@ -92,6 +93,16 @@ class ViewTools(QWidget):
         layout.addWidget(self.menu_button)
         layout.addWidget(self.csv_button)
         self.reload("")
+
+    def update_csv_actions(self) -> None:
+        """An import creates or updates records, an export needs its own right."""
+        may = self.view.may
+        self.import_action.setEnabled(may("create") or may("update"))
+        self.export_action.setEnabled(may("export"))
+        self.import_action.setToolTip("" if self.import_action.isEnabled()
+                                      else self.view.refused("create"))  # fmt: skip
+        self.export_action.setToolTip("" if self.export_action.isEnabled()
+                                      else self.view.refused("export"))  # fmt: skip
 
     # -- the combo -------------------------------------------------------------------------
     @property

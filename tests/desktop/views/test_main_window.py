@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
-from PySide6.QtWidgets import QLineEdit, QMessageBox
+from PySide6.QtWidgets import QLabel, QLineEdit, QMessageBox
 
+from aisha_desktop.client.models import CurrentUser
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
 from aisha_desktop.dialogs.merge_records import MergeDialog
 from aisha_desktop.views.main_window import MainWindow
@@ -256,6 +257,57 @@ async def test_bulk_change_and_delete_of_selected_records(
     await view.tasks.drain()
     assert asked == ["Delete 2 contacts? They can be restored from Views → Deleted contacts."]
     assert pair is not None and all(desk.replica.get("contacts", i) is None for i in pair)
+
+
+def signed_in(role: str, contacts: set[str]) -> CurrentUser:
+    """What /api/auth/me says of a user whose role allows `contacts` actions on contacts."""
+    return CurrentUser.from_json({
+        "user": None, "tenant_id": "t1", "tenant": None, "role": role, "data_scope": "own",
+        "permissions": [], "auth_type": "session", "session_id": None,
+        "record_actions": {"contacts": sorted(contacts), "accounts": ["read"]},
+    })  # fmt: skip
+
+
+async def test_the_console_offers_what_the_role_allows(desk: Desk, qtbot: Any) -> None:
+    seed(desk, 6)
+    desk.me = signed_in("employee", {"read", "create", "update"})
+    win = window(desk, qtbot)
+    view = win.current_view
+    view.select_row(0)
+    assert view.form_area.isEnabled() and view.save_button.isEnabled()
+    assert view.merge_button.isEnabled() and view.rights_note.isHidden()
+    assert not view.delete_button.isEnabled()
+    assert view.delete_button.toolTip() == "Your role may not delete contacts"
+    assert not await view.delete_current()
+    assert view.feedback.text() == "Your role may not delete contacts"
+    select_rows(view, range(0, 3))
+    assert view.bulk_change_button.isEnabled() and not view.bulk_delete_button.isEnabled()
+    qtbot.keyClick(view.table, Qt.Key.Key_Delete)  # says why, asks nothing
+    assert view.feedback.text() == "Your role may not delete contacts"
+    view.view_tools.update_csv_actions()
+    assert view.view_tools.import_action.isEnabled()
+    assert not view.view_tools.export_action.isEnabled()
+    deleted = view.open_deleted()
+    assert (
+        not deleted.can_restore and "you can look, not restore" in deleted.findChild(QLabel).text()
+    )
+    deleted.close()
+    assert desk.replica.outbox() == []
+
+    # read only (support): the form is greyed with a note, nothing can be saved
+    accounts = win.open_entity("accounts")
+    qtbot.waitUntil(lambda: not accounts.model.busy and accounts.model.windowed, timeout=5000)
+    accounts.select_row(0)
+    assert not accounts.form_area.isEnabled() and not accounts.save_button.isEnabled()
+    assert accounts.rights_note.isVisibleTo(accounts)
+    assert accounts.rights_note.text() == "Read only: your role may not change accounts"
+    assert not accounts.new_button.isEnabled() and not accounts.merge_button.isEnabled()
+    accounts.editor.set_value("industry", "Changed")
+    assert not await accounts.save()
+    assert accounts.feedback.text() == "Your role may not change accounts"
+    accounts.new_record()
+    assert accounts.rights_note.text() == "Read only: your role may not create accounts"
+    assert not await accounts.save() and desk.replica.outbox() == []
 
 
 async def test_merge_opens_on_the_record_shown(desk: Desk, qtbot: Any) -> None:
