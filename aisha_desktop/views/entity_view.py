@@ -659,11 +659,23 @@ class EntityView(QWidget):
         return True
 
     # -- bulk changes ------------------------------------------------------------------------
+    def _selected_rows(self) -> list[int]:
+        """The selected rows, in order, read from the selection's ranges (Ctrl+A over a
+        million rows is one range: no index object per row)."""
+        rows: set[int] = set()
+        for top, bottom in self._spans():
+            rows.update(range(top, bottom + 1))
+        return sorted(rows)
+
+    def _spans(self) -> list[tuple[int, int]]:
+        selection = self.table.selectionModel().selection()
+        spans = (selection.at(i) for i in range(selection.size()))
+        return [(span.top(), span.bottom()) for span in spans]
+
     def selected_ids(self) -> list[str] | None:
         """The ids of the selected rows, in row order (None: some are still loading)."""
-        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
         ids = []
-        for row in rows:
+        for row in self._selected_rows():
             record = self.model.record_at(row)
             if record is None:
                 return None
@@ -671,7 +683,11 @@ class EntityView(QWidget):
         return ids
 
     def _selected_count(self) -> int:
-        return len(self.table.selectionModel().selectedRows())
+        """How many rows are selected, from the ranges alone (cheap at any size)."""
+        spans = self._spans()
+        if len(spans) <= 1:
+            return sum(bottom - top + 1 for top, bottom in spans)
+        return len(self._selected_rows())  # ranges may overlap (Ctrl-clicks)
 
     def _update_bulk(self, *_: object) -> None:
         count = self._selected_count()
@@ -696,12 +712,12 @@ class EntityView(QWidget):
         if not self.may(action):
             self._say(self.refused(action), "error")
             return None
+        if self._selected_count() > MAX_BULK:  # before reading a row of them
+            self._say(f"Select at most {MAX_BULK:,} {self.plural.lower()} at once", "error")
+            return None
         ids = self.selected_ids()
         if ids is None:
             self._say("Some selected rows are still loading: try again in a moment", "error")
-        elif len(ids) > MAX_BULK:
-            self._say(f"Select at most {MAX_BULK:,} {self.plural.lower()} at once", "error")
-            return None
         return ids
 
     def open_bulk_change(self) -> BulkEditDialog | None:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QMessageBox
 from aisha_desktop.client.models import CurrentUser
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog
 from aisha_desktop.dialogs.merge_records import MergeDialog
+from aisha_desktop.views.entity_view import MAX_BULK
 from aisha_desktop.views.main_window import MainWindow
 from tests.desktop.views.conftest import Desk, fill, record
 
@@ -308,6 +309,21 @@ async def test_the_console_offers_what_the_role_allows(desk: Desk, qtbot: Any) -
     accounts.new_record()
     assert accounts.rights_note.text() == "Read only: your role may not create accounts"
     assert not await accounts.save() and desk.replica.outbox() == []
+
+
+async def test_select_all_is_counted_not_read(desk: Desk, qtbot: Any) -> None:
+    """Ctrl+A selects every row; the bar counts them from the selection's range and a bulk
+    action over the limit says so before reading any of them."""
+    seed(desk, MAX_BULK + 1)
+    win = window(desk, qtbot)
+    view = win.current_view
+    qtbot.waitUntil(lambda: view.model.rowCount() == MAX_BULK + 1, timeout=10_000)
+    view.table.selectAll()
+    assert view.bulk_label.text() == f"{MAX_BULK + 1:,} contacts selected"
+    assert not view.bulk_change_button.isEnabled()
+    assert view.bulk_change_button.toolTip() == f"At most {MAX_BULK:,} at once"
+    assert view.open_bulk_change() is None
+    assert view.feedback.text() == f"Select at most {MAX_BULK:,} contacts at once"
 
 
 async def test_merge_opens_on_the_record_shown(desk: Desk, qtbot: Any) -> None:
