@@ -51,6 +51,7 @@ Index = QModelIndex | QPersistentModelIndex
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the ReplicaRow of a row
 IdRole = Qt.ItemDataRole.UserRole + 2
 PENDING_BRUSH = QBrush(QColor("#8a5a00"))
+ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
 
 def cell_text(value: Any) -> str:
@@ -186,9 +187,8 @@ class RecordTableModel(QAbstractTableModel):
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        # Qt asks this of every cell a selection covers: a constant, no enum arithmetic
+        return ROW_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     # -- growing mode --------------------------------------------------------------------------
     def canFetchMore(self, parent: Index) -> bool:  # noqa: N802

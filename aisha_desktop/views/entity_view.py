@@ -187,6 +187,13 @@ class EntityView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header = self.table.horizontalHeader()
+        # The header paints a section by asking whether its whole column is selected, and Qt
+        # answers that by asking the model's flags() of every row: after Ctrl+A, a call into
+        # Python per cell of the list (22 s at a million rows).  Rows are what is selected
+        # here, never columns: the header gets a selection model of its own, always empty.
+        header.setHighlightSections(False)
+        self._header_selection = QItemSelectionModel(self.model, self)
+        header.setSelectionModel(self._header_selection)
         header.setStretchLastSection(True)
         header.setDefaultSectionSize(130)
         header.setSortIndicator(
