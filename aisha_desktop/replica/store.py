@@ -233,20 +233,26 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
     )
 
 
+MAX_READERS = 4  # reader connections a replica opens at most (GUI thread and workers)
+
+
 class Replica:
-    """One replica file.  Thread-safe: one writer connection and one reader connection
-    (WAL lets views read while a page is written), each behind its own lock."""
+    """One replica file.  Thread-safe: one writer connection behind a lock, and a few reader
+    connections lent one per read (WAL lets them read while a page is written): a page the
+    GUI thread reads does not wait behind a slow read a worker has under way."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._read_lock = threading.Lock()
+        self._readers_free = threading.Condition()
+        self._idle: list[sqlite3.Connection] = []  # readers not lent out
+        self._lent = 0
         self._durable = True
         self._db = self._connect()
         try:
             self._migrate()
-            self._reader = self._connect()
+            self._idle.append(self._connect())
         except BaseException:
             self._db.close()
             raise
@@ -309,14 +315,18 @@ class Replica:
             )
 
     def close(self) -> None:
-        with self._lock, self._read_lock:
+        with self._lock, self._readers_free:
             if self._closed:
                 return
             self._closed = True
+            # reads under way finish first (their connections are closed as they come back)
+            self._readers_free.wait_for(lambda: self._lent == 0)
             with self._audit_lock:
                 if self._audit_reader is not None:
                     self._audit_reader.close()
-            self._reader.close()
+            for reader in self._idle:
+                reader.close()
+            self._idle.clear()
             self._db.close()
 
     def __enter__(self) -> Replica:
@@ -345,13 +355,38 @@ class Replica:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._read_lock:
-            db = self._reader
+        db = self._borrow()
+        try:
             db.execute("BEGIN")  # one consistent view per call
             try:
                 yield db
             finally:
                 db.execute("COMMIT")
+        finally:
+            with self._readers_free:
+                self._lent -= 1
+                self._idle.append(db)
+                self._readers_free.notify()
+
+    def _borrow(self) -> sqlite3.Connection:
+        with self._readers_free:
+            while True:
+                if self._closed:
+                    raise ReplicaError(f"{self.path} is closed")
+                if self._idle:
+                    self._lent += 1
+                    return self._idle.pop()
+                if self._lent < MAX_READERS:
+                    self._lent += 1
+                    break
+                self._readers_free.wait()
+        try:
+            return self._connect()  # outside the lock: opening takes a moment
+        except BaseException:
+            with self._readers_free:
+                self._lent -= 1
+                self._readers_free.notify()
+            raise
 
     # -- meta --------------------------------------------------------------------------
     def _meta(self, db: sqlite3.Connection, key: str) -> str | None:

@@ -4,6 +4,8 @@ outbox's folding rules, push results, resync sweeps, the views' queries, and reo
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -288,6 +290,41 @@ def test_bulk_edits_apply_to_all_or_none(replica: Replica) -> None:
     assert replica.local_delete_many("contacts", ids) == 3
     assert replica.count("contacts") == 0
     assert [(e.op, e.base_version) for e in replica.outbox()] == [("delete", 2)] * 3
+
+
+def test_a_read_does_not_wait_behind_a_slow_one(replica: Replica) -> None:
+    """The GUI thread's page read is not held up by a worker's read under way (each read
+    borrows a connection of its own), and closing waits for reads to end."""
+    rid = new_id()
+    replica.apply_page(page(upsert("contacts", contact(rid, 1, title="Dev")), cursor="c1"), None)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        with replica._read():  # a long read: holds its connection until released
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    assert inside.wait(10)
+    started = time.perf_counter()
+    assert [r.id for r in replica.query("contacts").rows] == [rid]  # while the other reads
+    assert time.perf_counter() - started < 1.0
+    release.set()
+    worker.join(10)
+    # more readers than the pool holds at once: they queue, and all finish
+    done: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: done.append(replica.count("contacts"))) for _ in range(12)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert done == [1] * 12
+    replica.close()
+    with pytest.raises(ReplicaError, match="closed"):
+        replica.count("contacts")
 
 
 def test_bad_local_edits_are_refused(replica: Replica) -> None:
