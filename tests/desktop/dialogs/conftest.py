@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 import qasync  # type: ignore[import-untyped]
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from tests.desktop.screenshots import screenshot_dir
 
@@ -54,3 +54,8 @@ def screenshot(widget: QWidget, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     assert widget.grab().save(str(path))
     return path
+
+
+def banner_text(label: QLabel) -> str:
+    """What a banner says ("" while it is hidden)."""
+    return "" if label.isHidden() else str(label.text())

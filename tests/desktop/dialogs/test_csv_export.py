@@ -26,7 +26,7 @@ from aisha_desktop.dialogs.csv_export import (
 from aisha_desktop.models.fields import column_title
 from aisha_server.services.record_io import _mappable
 from aisha_server.services.records import SPECS
-from tests.desktop.dialogs.conftest import screenshot
+from tests.desktop.dialogs.conftest import banner_text, screenshot
 from tests.desktop.sync.conftest import Live, Team, live, team  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(120)
@@ -75,10 +75,6 @@ def dialog_for(
 
 def read(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_bytes().decode(), newline="")))
-
-
-def banner_text(label: Any) -> str:
-    return "" if label.isHidden() else str(label.text())
 
 
 async def test_export_view_and_all(

@@ -26,7 +26,7 @@ from aisha_desktop.models.csv_mapping import (
 from aisha_desktop.models.fields import IDENTITY
 from aisha_server.services.record_io import _mappable
 from aisha_server.services.records import SPECS
-from tests.desktop.dialogs.conftest import screenshot
+from tests.desktop.dialogs.conftest import banner_text, screenshot
 from tests.desktop.sync.conftest import Live, Team, live, team  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,10 +82,6 @@ async def loaded(dialog: CsvImportDialog, path: Path) -> None:
 
 async def contacts(api: ApiClient) -> list[dict[str, Any]]:
     return (await api.list_records("contacts", limit=100)).items
-
-
-def banner_text(label: Any) -> str:
-    return "" if label.isHidden() else str(label.text())
 
 
 async def test_dry_run_then_import(

@@ -11,7 +11,7 @@ import pytest
 
 from aisha_desktop.client import ApiClient
 from aisha_desktop.dialogs.deleted_records import DeletedRecordsDialog, detail_text
-from tests.desktop.dialogs.conftest import screenshot
+from tests.desktop.dialogs.conftest import banner_text, screenshot
 from tests.desktop.sync.conftest import Live, Team, live, team  # noqa: F401 - fixtures
 from tests.factories import make_user
 
@@ -58,10 +58,6 @@ def names(dialog: DeletedRecordsDialog) -> list[str]:
     return [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
 
 
-def banner_text(dialog: DeletedRecordsDialog) -> str:
-    return "" if dialog.status.isHidden() else dialog.status.text()
-
-
 async def test_list_search_page_and_restore(
     live: Live,  # noqa: F811
     team: Team,  # noqa: F811
@@ -102,7 +98,7 @@ async def test_list_search_page_and_restore(
     assert dialog.restore_button.text() == "Restore 2 contacts"
     dialog.restore_button.click()
     await dialog.wait()
-    assert banner_text(dialog) == (
+    assert banner_text(dialog.status) == (
         "Restored 2 contacts: Dee Ng, Ann Lee. They show in the list once synced."
     )
     assert names(dialog) == ["Bob Ray"] and dialog.count_label.text() == "1 contact shown"
@@ -151,7 +147,9 @@ async def test_scope_roles_and_the_server_out_of_reach(
     looking.select_ids([ids[1]])
     looking.restore_button.click()
     await looking.wait()
-    assert banner_text(looking).startswith("Not restored: Bob Ray: Your role may not restore")
+    assert banner_text(looking.status).startswith(
+        "Not restored: Bob Ray: Your role may not restore"
+    )
     assert "Bob Ray" in names(looking) and looking.restore_button.isEnabled()
     assert (await admin.list_records("contacts", deleted=True, q="bob")).items  # still deleted
     screenshot(looking, "deleted-records-refused")
@@ -164,12 +162,12 @@ async def test_scope_roles_and_the_server_out_of_reach(
     await live.proxy.cut()
     offline.reload()
     await offline.wait()
-    assert banner_text(offline).startswith("Cannot reach the server")
+    assert banner_text(offline.status).startswith("Cannot reach the server")
     assert names(offline) == shown and offline.refresh_button.isEnabled()
     await live.proxy.restore()
     offline.reload()
     await offline.wait()
-    assert banner_text(offline) == "" and names(offline) == shown
+    assert banner_text(offline.status) == "" and names(offline) == shown
 
 
 def test_detail_text_picks_the_first_telling_field() -> None:

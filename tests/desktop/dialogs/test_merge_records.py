@@ -18,7 +18,7 @@ from aisha_desktop.dialogs.merge_records import (
 )
 from aisha_desktop.models.fields import FieldSpec
 from aisha_desktop.sync.engine import SyncEngine
-from tests.desktop.dialogs.conftest import screenshot
+from tests.desktop.dialogs.conftest import banner_text, screenshot
 from tests.desktop.sync.conftest import Live, Team, live, team  # noqa: F401 - fixtures
 from tests.factories import make_user
 
@@ -79,10 +79,6 @@ def preview(dialog: MergeDialog) -> dict[str, tuple[str, str, str, bool]]:
             after.font().bold(),
         )
     return rows
-
-
-def banner_text(dialog: MergeDialog) -> str:
-    return "" if dialog.status.isHidden() else dialog.status.text()
 
 
 async def test_merge_a_duplicate_into_a_contact(
@@ -164,7 +160,7 @@ async def test_search_swap_waiting_edits_refusals_and_offline(
     # Bob has an edit still to sync: nothing is sent
     await engine.update("contacts", bob["id"], {"title": "Waiting"})
     dialog.merge_button.click()
-    assert banner_text(dialog) == (
+    assert banner_text(dialog.status) == (
         "Bob Ray has edits not yet on the server: merge once they have synced"
     )
     assert not dialog.busy.running
@@ -174,7 +170,7 @@ async def test_search_swap_waiting_edits_refusals_and_offline(
     await live.proxy.cut()
     dialog.merge_button.click()
     await dialog.wait()
-    assert banner_text(dialog).startswith("Not merged: Cannot reach the server")
+    assert banner_text(dialog.status).startswith("Not merged: Cannot reach the server")
     assert dialog.isVisible() and dialog.merge_button.isEnabled()
     await live.proxy.restore()
     assert (await admin.get_record("contacts", bob["id"]))["deleted_at"] is None
@@ -187,7 +183,7 @@ async def test_search_swap_waiting_edits_refusals_and_offline(
     assert looking.choose(twin["id"])
     looking.merge_button.click()
     await looking.wait()
-    assert banner_text(looking).startswith("Not merged: Your role may not update contacts")
+    assert banner_text(looking.status).startswith("Not merged: Your role may not update contacts")
     screenshot(looking, "merge-records-refused")
     assert (await admin.get_record("contacts", twin["id"]))["deleted_at"] is None
 
