@@ -22,9 +22,9 @@ from pydantic import BaseModel
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from aisha_server.auth.authorize import ALL_ACTIONS, allows
 from aisha_server.auth.gate import AuthGate, tenant_problem
 from aisha_server.auth.passwords import PasswordHashing, check_new_password
-from aisha_server.auth.authorize import ALL_ACTIONS, allows
 from aisha_server.auth.principal import Principal
 from aisha_server.auth.roles import Capability, Role, parse_role
 from aisha_server.auth.tokens import TokenService, digest, new_secret
