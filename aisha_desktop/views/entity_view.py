@@ -466,6 +466,9 @@ class EntityView(QWidget):
                 "export": "export"}.get(action, action)  # fmt: skip
         return f"Your role may not {verb} {self.plural.lower()}"
 
+    def say_refused(self, action: str) -> None:
+        self._say(self.refused(action), "error")
+
     def _allow(self, button: QPushButton, action: str, shown: bool = True) -> None:
         allowed = self.may(action)
         button.setEnabled(shown and allowed)

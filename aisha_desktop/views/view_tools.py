@@ -94,6 +94,21 @@ class ViewTools(QWidget):
         layout.addWidget(self.csv_button)
         self.reload("")
 
+    def import_if_allowed(self) -> CsvImportDialog | None:
+        """The palette's "Import CSV…": as the menu, only when the role may write."""
+        self.update_csv_actions()
+        if not self.import_action.isEnabled():
+            self.view.say_refused("create")
+            return None
+        return self.open_import()
+
+    def export_if_allowed(self) -> CsvExportDialog | None:
+        self.update_csv_actions()
+        if not self.export_action.isEnabled():
+            self.view.say_refused("export")
+            return None
+        return self.open_export()
+
     def update_csv_actions(self) -> None:
         """An import creates or updates records, an export needs its own right."""
         may = self.view.may

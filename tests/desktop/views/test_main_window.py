@@ -288,6 +288,8 @@ async def test_the_console_offers_what_the_role_allows(desk: Desk, qtbot: Any) -
     view.view_tools.update_csv_actions()
     assert view.view_tools.import_action.isEnabled()
     assert not view.view_tools.export_action.isEnabled()
+    assert view.view_tools.export_if_allowed() is None  # the palette's way in, too
+    assert view.feedback.text() == "Your role may not export contacts"
     deleted = view.open_deleted()
     assert (
         not deleted.can_restore and "you can look, not restore" in deleted.findChild(QLabel).text()
