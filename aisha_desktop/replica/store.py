@@ -790,7 +790,7 @@ class Replica:
         already hold the given values are left out (no outbox entry when none is left)."""
         values = self._check_fields(entity, fields)
         with self._write() as db:
-            return self._update_in(db, entity, str(record_id), values)
+            return self._update_in(db, entity, str(record_id), values)[0]
 
     def local_update_many(
         self, entity: str, record_ids: Sequence[str], fields: Mapping[str, Any]
@@ -802,14 +802,13 @@ class Replica:
         changed = 0
         with self._write() as db:
             for record_id in dict.fromkeys(str(r) for r in record_ids):
-                before = self._entries(db, entity, record_id)
-                self._update_in(db, entity, record_id, values)
-                changed += self._entries(db, entity, record_id) != before
+                changed += self._update_in(db, entity, record_id, values)[1]
         return changed
 
     def _update_in(
         self, db: sqlite3.Connection, entity: str, record_id: str, values: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
+        """The row as shown after the change, and whether anything changed."""
         current = self._current(db, entity, record_id)
         if current is None or current[3]:
             raise RecordMissing(f"{entity} {record_id} is not in the replica")
@@ -824,7 +823,7 @@ class Replica:
             elif shown.get(name) != value:
                 changes[name] = value
         if not changes:
-            return dict(shown)
+            return dict(shown), False
         entries = self._entries(db, entity, record_id)
         last = entries[-1] if entries else None
         if last is not None and self._foldable(db, last):
@@ -836,7 +835,7 @@ class Replica:
             self._append(db, entity, record_id, "update", version, changes)
         stored = self._store(db, entity, record_id, base, version)
         assert stored is not None
-        return stored
+        return stored, True
 
     @staticmethod
     def _foldable(db: sqlite3.Connection, entry: OutboxEntry) -> bool:

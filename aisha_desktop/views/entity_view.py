@@ -574,7 +574,7 @@ class EntityView(QWidget):
         saved (messages say why)."""
         action = "create" if self.record_id is None else "update"
         if not self.may(action):
-            self._say(self.refused(action), "error")
+            self.say_refused(action)
             return False
         problems = self.editor.problems()
         self.editor.show_errors(problems)
@@ -655,7 +655,7 @@ class EntityView(QWidget):
         if self.record_id is None:
             return False
         if not self.may("delete"):
-            self._say(self.refused("delete"), "error")
+            self.say_refused("delete")
             return False
         try:
             await self.engine.delete(self.entity, self.record_id)
@@ -720,7 +720,7 @@ class EntityView(QWidget):
 
     def _bulk_ids(self, action: str) -> list[str] | None:
         if not self.may(action):
-            self._say(self.refused(action), "error")
+            self.say_refused(action)
             return None
         if self._selected_count() > MAX_BULK:  # before reading a row of them
             self._say(f"Select at most {MAX_BULK:,} {self.plural.lower()} at once", "error")
@@ -773,7 +773,7 @@ class EntityView(QWidget):
 
     def _delete_key(self) -> None:
         if not self.may("delete"):
-            self._say(self.refused("delete"), "error")
+            self.say_refused("delete")
         elif self._selected_count() > 1:
             self._ask_bulk_delete()
         else:
@@ -812,7 +812,7 @@ class EntityView(QWidget):
         if record is None or self.entity not in MERGEABLE:
             return None
         if not self.may("update"):
-            self._say(self.refused("update"), "error")
+            self.say_refused("update")
             return None
         dialog = MergeDialog(
             self.engine.api, self.replica, self.entity, (self.plural, self.singular), record,
